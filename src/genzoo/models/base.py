@@ -1,0 +1,119 @@
+"""The contract every genzoo model follows, and the optional capabilities a model can declare.
+
+The training loop knows only :class:`GenerativeModel`: it asks the model for its optimizers, hands
+it batches, and records the scalar metrics it returns. A GAN returns two optimizers and plays both
+players inside ``train_step``; an RBM returns an optimizer whose gradients it fills in by
+contrastive divergence instead of backprop; DRAW is an ordinary single-loss model. Nothing in the
+loop branches on which kind of model it trains.
+
+Capabilities (sampling, encoding/decoding, denoising) are small abstract classes a model inherits
+beside :class:`GenerativeModel`; plots and commands check for them with ``isinstance``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..data import Batch, DataFormat, DataSpec
+
+Metrics = dict[str, torch.Tensor]  # scalar (0-d) tensors, detached
+
+
+class GenerativeModel(nn.Module, abc.ABC):
+    """Abstract base of every model.
+
+    Subclasses take ``(config, spec)``: their frozen config dataclass and the :class:`DataSpec` of
+    the data (image shape, number of classes). All state that must survive a save/load round
+    trip lives in parameters and registered buffers.
+    """
+
+    conditional: ClassVar[bool] = False  # overridden per instance by conditional models
+
+    def __init__(self, config: Any, spec: DataSpec):
+        super().__init__()
+        self.config = config
+        self.spec = spec
+
+    @property
+    def data_format(self) -> DataFormat:
+        """How this model wants its pixels (value range, binarisation)."""
+        return DataFormat()
+
+    @abc.abstractmethod
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The model's optimizers by name (``{"model": Adam(...)}``, or generator/discriminator)."""
+
+    @abc.abstractmethod
+    def train_step(
+        self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], *, generator: torch.Generator
+    ) -> Metrics:
+        """One update on ``batch``. Returns detached scalar metrics; ``"loss"`` is required and is
+        the quantity whose divergence (NaN/inf) stops training."""
+
+    @abc.abstractmethod
+    def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
+        """Held-out metrics on ``batch`` (called under ``torch.no_grad()`` in eval mode); batch
+        means, which the loop averages weighted by batch size. Must include ``"loss"``."""
+
+    @abc.abstractmethod
+    def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
+        """The images of the per-epoch progress grid, (N, C, H, W) in [0, 1]. ``batch`` is a fixed
+        set of test images with balanced labels and ``generator`` is re-seeded identically every
+        epoch, so the grids show one set of latents evolving."""
+
+    def check_labels(self, labels: torch.Tensor | None, num: int) -> torch.Tensor | None:
+        """Validate the labels a conditional model needs (and an unconditional one ignores)."""
+        if not self.conditional:
+            return None
+        if labels is None:
+            raise ValueError(f"{type(self).__name__} is conditional: labels are required")
+        if labels.shape != (num,):
+            raise ValueError(f"expected {num} labels, got shape {tuple(labels.shape)}")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.spec.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.spec.num_classes - 1}]")
+        return labels
+
+
+class Sampler(abc.ABC):
+    """A model that draws new images."""
+
+    @abc.abstractmethod
+    def sample(
+        self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Draw ``num`` images, (num, C, H, W) in [0, 1]. Conditional models need ``labels`` (num,)."""
+
+
+class LatentCodec(abc.ABC):
+    """A model with an encoder to a ``latent_dim``-dimensional code and a decoder back."""
+
+    latent_dim: int
+    has_gaussian_prior: ClassVar[bool] = False  # True when codes follow N(0, I) (VAEs)
+
+    @abc.abstractmethod
+    def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Model-format images (B, C, H, W) -> codes (B, latent_dim) (the mean code for VAEs)."""
+
+    @abc.abstractmethod
+    def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, latent_dim) -> images (B, C, H, W) in [0, 1] (the decoder's mean)."""
+
+    def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(images, labels), labels)
+
+
+class Denoiser(abc.ABC):
+    """A model trained to undo a corruption of its input."""
+
+    @property
+    @abc.abstractmethod
+    def corruption(self) -> str:
+        """What the training corruption is ("salt noise, level 0.2"), or "none"."""
+
+    @abc.abstractmethod
+    def corrupt(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The training corruption applied to model-format images."""

@@ -1,0 +1,151 @@
+"""Shared, stable pieces: MLP and convolutional stacks, the reparameterisation trick, Gaussian KL,
+likelihood terms. Model files compose these instead of copying them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import DataSpec
+
+
+def mlp(sizes: list[int], *, activation: type[nn.Module] = nn.ReLU, batch_norm: bool = False) -> nn.Sequential:
+    """Linear layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``, an activation after each
+    (including the last: heads are added by the caller)."""
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(fan_out, momentum=0.1))
+        layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def one_hot(labels: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:
+    return None if labels is None else F.one_hot(labels, num_classes).float()
+
+
+def _concat(features: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+    return features if condition is None else torch.cat([features, condition], dim=1)
+
+
+class ImageEncoder(nn.Module):
+    """Images -> feature vector, by strided convolutions (``conv_channels`` non-empty) or by
+    flattening, followed by dense layers. An optional condition vector (a one-hot label) is
+    concatenated before the dense layers.
+
+    Each conv is 3x3 with stride 2 and padding 1, halving height and width (28 -> 14 -> 7).
+    """
+
+    def __init__(
+        self,
+        spec: DataSpec,
+        *,
+        conv_channels: tuple[int, ...],
+        hidden_dims: tuple[int, ...],
+        condition_dim: int = 0,
+        batch_norm: bool = False,
+    ):
+        super().__init__()
+        convs: list[nn.Module] = []
+        in_channels = spec.channels
+        for out_channels in conv_channels:
+            convs.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1))
+            if batch_norm:
+                convs.append(nn.BatchNorm2d(out_channels, momentum=0.1))
+            convs.append(nn.ReLU())
+            in_channels = out_channels
+        self.convs = nn.Sequential(*convs, nn.Flatten())
+        with torch.no_grad():
+            flat_dim = self.convs(torch.zeros(1, *spec.shape)).shape[1]
+        self.dense = mlp([flat_dim + condition_dim, *hidden_dims], batch_norm=batch_norm)
+        self.out_features = hidden_dims[-1] if hidden_dims else flat_dim + condition_dim
+
+    def forward(self, images: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.convs(images)  # (B, C, H, W) -> (B, C'*H'*W')
+        return self.dense(_concat(features, condition))
+
+
+class ImageDecoder(nn.Module):
+    """Latent vector -> image logits (B, C, H, W): dense layers, then (for the conv architecture)
+    a reshape to the encoder's last feature map and 3x3 transposed convolutions of stride 2 that
+    double height and width, ending in a 3x3 convolution to the image channels. Mirrors
+    :class:`ImageEncoder`; an optional condition vector is concatenated to the latent."""
+
+    def __init__(
+        self,
+        spec: DataSpec,
+        *,
+        latent_dim: int,
+        conv_channels: tuple[int, ...],
+        hidden_dims: tuple[int, ...],
+        condition_dim: int = 0,
+        batch_norm: bool = False,
+    ):
+        super().__init__()
+        self.spec = spec
+        sizes = [latent_dim + condition_dim, *reversed(hidden_dims)]
+        if conv_channels:
+            scale = 2 ** len(conv_channels)
+            self.start_shape = (conv_channels[-1], -(-spec.height // scale), -(-spec.width // scale))
+            out_dim = math.prod(self.start_shape)
+        else:
+            self.start_shape = None
+            out_dim = spec.num_pixels
+        self.dense = nn.Sequential(mlp(sizes, batch_norm=batch_norm), nn.Linear(sizes[-1], out_dim))
+        layers: list[nn.Module] = []
+        if conv_channels:
+            layers.append(nn.ReLU())
+            channels = list(reversed(conv_channels))
+            for in_channels, out_channels in zip(channels, channels[1:] + [channels[-1]]):
+                layers.append(
+                    nn.ConvTranspose2d(
+                        in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1
+                    )
+                )
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(out_channels, momentum=0.1))
+                layers.append(nn.ReLU())
+            layers.append(nn.Conv2d(channels[-1], spec.channels, kernel_size=3, padding=1))
+        self.upsample = nn.Sequential(*layers)
+
+    def forward(self, latents: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.dense(_concat(latents, condition))
+        if self.start_shape is None:
+            return hidden.view(-1, *self.spec.shape)  # (B, C*H*W) -> (B, C, H, W)
+        hidden = hidden.view(-1, *self.start_shape)  # (B, C'*H'*W') -> (B, C', H', W')
+        logits = self.upsample(hidden)
+        return logits[:, :, : self.spec.height, : self.spec.width]  # crop sizes not divisible by 2^k
+
+
+def reparameterize(
+    mean: torch.Tensor, log_var: torch.Tensor, *, generator: torch.Generator | None, epsilon_sigma: float = 1.0
+) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, epsilon_sigma^2 I) (Kingma & Welling 2014, eq. 10).
+
+    ``epsilon_sigma`` is the lectures' sampling scale (Keras ``epsilon_std``); 1 is the true
+    posterior sample.
+    """
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + torch.exp(0.5 * log_var) * eps * epsilon_sigma
+
+
+def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(sigma^2)) || N(0, I)) per row, in nats:
+    -1/2 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2) (Kingma & Welling 2014, appendix B)."""
+    return -0.5 * torch.sum(1.0 + log_var - mean.pow(2) - log_var.exp(), dim=1)
+
+
+def bernoulli_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log p(x | logits) per image for Bernoulli pixels (binary cross-entropy summed over pixels,
+    nats). Grey-level targets in [0, 1] give the usual 'continuous BCE' of the Keras examples."""
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").flatten(1).sum(1)
+
+
+def gaussian_nll(mean: torch.Tensor, targets: torch.Tensor, std: float) -> torch.Tensor:
+    """-log N(x; mean, std^2 I) per image, summed over pixels, in nats."""
+    squared = (targets - mean).pow(2).flatten(1).sum(1)
+    return squared / (2 * std**2) + targets[0].numel() * 0.5 * math.log(2 * math.pi * std**2)

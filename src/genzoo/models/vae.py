@@ -1,0 +1,140 @@
+"""Variational autoencoder (Kingma & Welling 2014), MLP or convolutional, and its conditional form
+(Sohn et al. 2015): the label conditions both encoder and decoder.
+
+The encoder outputs the mean and log-variance of q(z|x); a sample z = mu + sigma * eps is decoded
+into the parameters of p(x|z) (Bernoulli logits, or a Gaussian mean of fixed variance). Training
+minimises the negative ELBO, -E_q[log p(x|z)] + kl_weight * KL(q(z|x) || N(0, I)), in nats per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..data import Batch, DataFormat, DataSpec
+from .base import GenerativeModel, LatentCodec, Metrics, Sampler
+from .layers import (
+    ImageDecoder,
+    ImageEncoder,
+    bernoulli_nll,
+    gaussian_kl,
+    gaussian_nll,
+    one_hot,
+    reparameterize,
+)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    architecture: Literal["conv", "mlp"] = "conv"
+    conv_channels: tuple[int, ...] = (32, 64)  # one stride-2 3x3 conv per entry (conv only)
+    hidden_dims: tuple[int, ...] = (16,)  # dense layers between the image features and the latent
+    batch_norm: bool = False  # batch norm after every conv / dense layer but the heads
+    latent_dim: int = 2  # 2 gives the lectures' latent maps and manifold grids
+    conditional: bool = False  # condition encoder and decoder on the one-hot label (CVAE)
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"  # BCE or MSE reconstruction term
+    gaussian_std: float = 0.7071  # fixed std of p(x|z) when gaussian; 1/sqrt(2) = Keras' 'mse * 784'
+    kl_weight: float = 1.0  # beta in front of the KL term (1 is the true ELBO)
+    epsilon_sigma: float = 1.0  # std of eps in the reparameterisation (Keras 'epsilon_std')
+    binarize: Literal["none", "dynamic", "static"] = "none"  # grey levels, as the Keras examples
+    learning_rate: float = 1e-3  # Adam; the Keras examples' default
+
+
+PRESETS = {
+    # keras.io "Variational AutoEncoder": Conv(32, s2) -> Conv(64, s2) -> Dense(16) -> z (2-D).
+    "keras-strided": VAEConfig(),
+    # The lectures' Keras conv VAE: filters [8, 16], batch norm, Dense(16), 2-D latent.
+    "lecture-bn": VAEConfig(conv_channels=(8, 16), batch_norm=True),
+    # The lectures' MLP VAE 784-64-2.
+    "mlp-64": VAEConfig(architecture="mlp", conv_channels=(), hidden_dims=(64,)),
+}
+
+
+class VAE(GenerativeModel, Sampler, LatentCodec):
+    """VAE / CVAE. ``config.conditional`` makes it a conditional VAE on the dataset's labels."""
+
+    has_gaussian_prior = True
+
+    def __init__(self, config: VAEConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        if config.conditional and spec.num_classes < 2:
+            raise ValueError("a conditional VAE needs a labelled dataset (2 classes or more)")
+        if config.latent_dim < 1:
+            raise ValueError(f"latent_dim must be positive, not {config.latent_dim}")
+        self.conditional = config.conditional
+        self.latent_dim = config.latent_dim
+        conv_channels = config.conv_channels if config.architecture == "conv" else ()
+        condition_dim = spec.num_classes if config.conditional else 0
+        shared = dict(
+            conv_channels=conv_channels,
+            hidden_dims=config.hidden_dims,
+            condition_dim=condition_dim,
+            batch_norm=config.batch_norm,
+        )
+        self.encoder = ImageEncoder(spec, **shared)
+        self.to_mean = nn.Linear(self.encoder.out_features, config.latent_dim)
+        self.to_log_var = nn.Linear(self.encoder.out_features, config.latent_dim)
+        self.decoder = ImageDecoder(spec, latent_dim=config.latent_dim, **shared)
+
+    @property
+    def data_format(self) -> DataFormat:
+        return DataFormat(value_range="unit", binarize=self.config.binarize)
+
+    def _condition(self, labels: torch.Tensor | None, num: int) -> torch.Tensor | None:
+        return one_hot(self.check_labels(labels, num), self.spec.num_classes)
+
+    def posterior(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """q(z|x): returns ``(mean, log_var)``, each (B, latent_dim)."""
+        hidden = self.encoder(images, self._condition(labels, len(images)))
+        return self.to_mean(hidden), self.to_log_var(hidden)
+
+    def decoder_logits(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's pre-sigmoid output (B, C, H, W) for codes (B, latent_dim)."""
+        return self.decoder(latents, self._condition(labels, len(latents)))
+
+    def reconstruction_nll(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per image in nats."""
+        if self.config.likelihood == "bernoulli":
+            return bernoulli_nll(logits, images)
+        return gaussian_nll(torch.sigmoid(logits), images, self.config.gaussian_std)
+
+    def loss_terms(self, batch: Batch, generator: torch.Generator | None) -> Metrics:
+        """Per-batch means of the reconstruction term, the KL term and the weighted loss."""
+        mean, log_var = self.posterior(batch.images, batch.labels)
+        latents = reparameterize(mean, log_var, generator=generator, epsilon_sigma=self.config.epsilon_sigma)
+        reconstruction = self.reconstruction_nll(self.decoder_logits(latents, batch.labels), batch.images)
+        kl = gaussian_kl(mean, log_var)
+        loss = (reconstruction + self.config.kl_weight * kl).mean()
+        return {"loss": loss, "reconstruction": reconstruction.mean(), "kl": kl.mean()}
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)}
+
+    def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
+        optimizer = optimizers["model"]
+        terms = self.loss_terms(batch, generator)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return {name: value.detach() for name, value in terms.items()}
+
+    def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
+        return self.loss_terms(batch, generator)
+
+    def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.posterior(images, labels)[0]
+
+    def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.decoder_logits(latents, labels))
+
+    def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """Decode z ~ N(0, I): the decoder's mean image (B, C, H, W) in [0, 1]."""
+        device = self.to_mean.weight.device
+        latents = torch.randn(num, self.latent_dim, generator=generator, device=device)
+        return self.decode(latents, labels)
+
+    def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
+        return self.sample(len(batch), labels=batch.labels if self.conditional else None, generator=generator)

@@ -1,0 +1,394 @@
+"""Pictures of what a model learned: ``genzoo plot RUN_DIR KIND --out FILE.png``.
+
+Each kind is a function of a loaded run and the run's test split; the models it applies to are the
+ones with the capability it needs (see :data:`PLOTS`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; genzoo never opens windows
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .data import ImageData, to_model_input, to_unit_range  # noqa: E402
+from .errors import GenzooError  # noqa: E402
+from .fileio import atomic_write_bytes  # noqa: E402
+from .images import interleave_rows, make_grid  # noqa: E402
+from .models.base import Denoiser, LatentCodec, Sampler  # noqa: E402
+from .runs import Run, load_split  # noqa: E402
+from .trainer import METRICS  # noqa: E402
+
+GAUSSIAN_QUANTILES = (0.05, 0.95)  # manifold range for N(0, 1) latents, as in the Keras VAE blog
+ENCODE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class PlotOptions:
+    num: int = 0  # kind-specific count (grid side, rows, samples); 0 = the kind's default
+    seed: int = 0
+
+
+def _figure_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def save_figure(fig, out: Path) -> Path:
+    if out.suffix.lower() != ".png":
+        plt.close(fig)
+        raise GenzooError(f"{out}: expected a .png file name")
+    if not out.parent.is_dir():
+        plt.close(fig)
+        raise GenzooError(f"{out.parent}: directory does not exist")
+    atomic_write_bytes(out, _figure_bytes(fig))
+    return out
+
+
+def grid_figure(
+    images: torch.Tensor,
+    *,
+    ncol: int,
+    title: str,
+    row_labels: list[str] | None = None,
+    col_labels: list[str] | None = None,
+):
+    """A titled matplotlib figure of an image grid, with optional row and column labels."""
+    grid = make_grid(images, nrow=ncol, padding=2)
+    height, width = images.shape[-2:]
+    fig, ax = plt.subplots(figsize=(max(3.0, grid.shape[1] / 60), max(3.0, grid.shape[0] / 60) + 0.4))
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([2 + (width + 2) * i + width / 2 for i in range(len(col_labels))] if col_labels else [])
+    ax.set_yticks([2 + (height + 2) * i + height / 2 for i in range(len(row_labels))] if row_labels else [])
+    if col_labels:
+        ax.set_xticklabels(col_labels, fontsize=8)
+        ax.xaxis.tick_top()
+    if row_labels:
+        ax.set_yticklabels(row_labels, fontsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return fig
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _test_inputs(run: Run, test: ImageData, index: torch.Tensor, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    images = to_model_input(test.images[index], run.model.data_format, generator)
+    labels = test.labels[index] if run.model.conditional else None
+    return images, labels
+
+
+def _display(run: Run, images: torch.Tensor) -> torch.Tensor:
+    return to_unit_range(images, run.model.data_format)
+
+
+@torch.no_grad()
+def encode_all(run: Run, test: ImageData, seed: int) -> torch.Tensor:
+    """Codes (N, latent_dim) of the whole test split, in batches."""
+    codes = []
+    for start in range(0, len(test), ENCODE_BATCH):
+        index = torch.arange(start, min(start + ENCODE_BATCH, len(test)))
+        images, labels = _test_inputs(run, test, index, seed + start)
+        codes.append(run.model.encode(images, labels))
+    return torch.cat(codes)
+
+
+def pca(codes: torch.Tensor, k: int = 2):
+    """Principal directions of ``codes``: returns (mean (D,), directions (k, D), variance ratio (k,))."""
+    mean = codes.mean(0)
+    _, singular, vh = torch.linalg.svd(codes - mean, full_matrices=False)
+    variance = singular.pow(2)
+    return mean, vh[:k], variance[:k] / variance.sum()
+
+
+def _pick(test: ImageData, count: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(len(test), generator=generator)[:count]
+
+
+def _one_per_class(test: ImageData, count: int) -> torch.Tensor:
+    """The first test image of each class (cycling through classes) or the first ``count`` images."""
+    if not test.class_names:
+        return torch.arange(min(count, len(test)))
+    firsts = [torch.nonzero(test.labels == c).flatten()[:1] for c in range(len(test.class_names))]
+    firsts = torch.cat([f for f in firsts if len(f)])
+    return firsts[torch.arange(count) % len(firsts)]
+
+
+# -- plot kinds -----------------------------------------------------------------------------
+@torch.no_grad()
+def plot_samples(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Samples from the prior; conditional models draw one row per label."""
+    model = run.model
+    generator = torch.Generator().manual_seed(options.seed)
+    if model.conditional:
+        return plot_conditional(run, test, out, options)
+    num = options.num or 100
+    images = model.sample(num, generator=generator)
+    return save_figure(grid_figure(images, ncol=10, title=f"{run.config.model}: {num} samples (seed {options.seed})"), out)
+
+
+@torch.no_grad()
+def plot_conditional(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """One row per label: samples drawn for that label."""
+    if not run.model.conditional:
+        raise GenzooError(f"plot 'conditional' needs a conditional model; {run.config.model!r} is not")
+    classes = len(run.class_names)
+    per_row = options.num or 10
+    labels = torch.arange(classes).repeat_interleave(per_row)
+    images = run.model.sample(len(labels), labels=labels, generator=torch.Generator().manual_seed(options.seed))
+    fig = grid_figure(images, ncol=per_row, title=f"{run.config.model}: samples per label",
+                      row_labels=list(run.class_names))
+    return save_figure(fig, out)
+
+
+@torch.no_grad()
+def plot_reconstructions(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Test images (odd rows) over their reconstructions (even rows)."""
+    rows = options.num or 5
+    index = _pick(test, rows * 10, options.seed)
+    images, labels = _test_inputs(run, test, index, options.seed)
+    outputs = run.model.reconstruct(images, labels)
+    grid = interleave_rows(_display(run, images), outputs, row_length=10)
+    row_labels = ["input", "output"] * rows
+    return save_figure(grid_figure(grid, ncol=10, title=f"{run.config.model}: reconstructions of test images",
+                                   row_labels=row_labels), out)
+
+
+@torch.no_grad()
+def plot_denoising(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Noisy input / clean image / denoised output, for test images."""
+    if run.model.corruption == "none":
+        raise GenzooError(f"{run.config.model!r} was trained without input noise; train `dae` "
+                          "(or set noise=salt) to plot denoising")
+    rows = options.num or 4
+    index = _pick(test, rows * 10, options.seed)
+    clean, labels = _test_inputs(run, test, index, options.seed)
+    noisy = run.model.corrupt(clean, torch.Generator().manual_seed(options.seed))
+    denoised = run.model.reconstruct(noisy, labels)
+    grid = interleave_rows(noisy, _display(run, clean), denoised, row_length=10)
+    fig = grid_figure(grid, ncol=10, title=f"{run.config.model}: denoising {run.model.corruption}",
+                      row_labels=["noisy", "clean", "denoised"] * rows)
+    return save_figure(fig, out)
+
+
+@torch.no_grad()
+def plot_latent(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """The test set's codes coloured by label; codes of more than 2 dimensions are projected on
+    their first two principal components."""
+    codes = encode_all(run, test, options.seed).cpu()
+    if codes.shape[1] == 1:
+        codes = torch.cat([codes, torch.zeros_like(codes)], 1)
+        xlabel, ylabel = "z[0]", ""
+    elif codes.shape[1] == 2:
+        xlabel, ylabel = "z[0]", "z[1]"
+    else:
+        mean, directions, ratio = pca(codes)
+        codes = (codes - mean) @ directions.T
+        xlabel, ylabel = (f"PC{i + 1} ({100 * float(r):.0f}% of variance)" for i, r in enumerate(ratio))
+    points = codes.numpy()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if run.class_names:
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=test.labels.numpy(), cmap="tab10", s=2,
+                             vmin=-0.5, vmax=9.5 if len(run.class_names) <= 10 else len(run.class_names) - 0.5)
+        colorbar = fig.colorbar(scatter, ax=ax, ticks=range(len(run.class_names)))
+        colorbar.ax.set_yticklabels(run.class_names)
+    else:
+        ax.scatter(points[:, 0], points[:, 1], s=2)
+    dims = run.model.latent_dim
+    ax.set_title(f"{run.config.model}: test set in its {dims}-D latent space"
+                 + (" (PCA)" if dims > 2 else ""), fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return save_figure(fig, out)
+
+
+@torch.no_grad()
+def plot_manifold(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """n x n images decoded over a square of a 2-D latent (z[0] left to right, z[1] bottom to top).
+
+    Gaussian-prior models span the prior's 5 %..95 % quantiles on each axis; other models the
+    5th..95th percentiles of the test codes. Codes of more than 2 dimensions: the plane of the
+    test codes' first two principal components through their mean.
+    """
+    from statistics import NormalDist
+
+    model = run.model
+    n = options.num or 20
+    labels = None
+    if model.conditional:
+        labels = torch.zeros(n * n, dtype=torch.int64)
+    if model.latent_dim == 2 and model.has_gaussian_prior:
+        lo, hi = (NormalDist().inv_cdf(q) for q in GAUSSIAN_QUANTILES)
+        axis = torch.linspace(lo, hi, n)
+        xs, ys = axis, axis
+        origin, directions = torch.zeros(2), torch.eye(2)
+        how = "prior quantiles 5%..95%"
+    else:
+        codes = encode_all(run, test, options.seed).cpu()
+        if model.latent_dim == 2:
+            origin, directions = torch.zeros(2), torch.eye(2)
+            how = "test codes' 5th..95th percentiles"
+        else:
+            origin, directions, _ = pca(codes)
+            how = "plane of the first two principal components"
+        projected = (codes - origin) @ directions.T
+        lows, highs = torch.quantile(projected, torch.tensor(GAUSSIAN_QUANTILES), dim=0)
+        xs, ys = torch.linspace(lows[0], highs[0], n), torch.linspace(lows[1], highs[1], n)
+    grid_y, grid_x = torch.meshgrid(ys.flip(0), xs, indexing="ij")  # top row = largest z[1]
+    coords = torch.stack([grid_x.flatten(), grid_y.flatten()], 1)  # (n*n, 2)
+    latents = origin + coords @ directions
+    images = model.decode(latents, labels)
+    title = f"{run.config.model}: decoded latent grid ({how})"
+    if labels is not None:
+        title += f", label {run.class_names[0]}"
+    return save_figure(grid_figure(images, ncol=n, title=title), out)
+
+
+@torch.no_grad()
+def plot_interpolation(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Rows: test image A, decodings of (1 - t) z_A + t z_B for t in 0..1, test image B."""
+    rows, steps = options.num or 8, 10
+    index = _pick(test, 2 * rows, options.seed)
+    images, labels = _test_inputs(run, test, index, options.seed)
+    codes = run.model.encode(images, labels)
+    start, end = codes[:rows], codes[rows:]
+    t = torch.linspace(0, 1, steps).view(1, steps, 1)
+    path = (1 - t) * start[:, None] + t * end[:, None]  # (rows, steps, D)
+    path_labels = None if labels is None else labels[:rows].repeat_interleave(steps)
+    decoded = run.model.decode(path.flatten(0, 1), path_labels)  # (rows*steps, D) -> images
+    decoded = decoded.view(rows, steps, *decoded.shape[1:])
+    shown = _display(run, images)
+    grid = torch.cat([shown[:rows, None], decoded, shown[rows:, None]], 1).flatten(0, 1)
+    col_labels = ["A"] + [f"{float(x):.1f}" for x in t.flatten()] + ["B"]
+    fig = grid_figure(grid, ncol=steps + 2, title=f"{run.config.model}: latent interpolation between test images",
+                      col_labels=col_labels)
+    return save_figure(fig, out)
+
+
+@torch.no_grad()
+def plot_style_transfer(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Encode a test image with its own label, decode the code with every label: the code keeps
+    the style (slant, thickness), the label sets the class."""
+    if not run.model.conditional:
+        raise GenzooError(f"plot 'style-transfer' needs a conditional model; {run.config.model!r} is not")
+    rows = options.num or 8
+    classes = len(run.class_names)
+    index = _one_per_class(test, rows)
+    images, labels = _test_inputs(run, test, index, options.seed)
+    codes = run.model.encode(images, labels)  # (rows, D)
+    all_labels = torch.arange(classes).repeat(rows)
+    decoded = run.model.decode(codes.repeat_interleave(classes, 0), all_labels).view(rows, classes, *images.shape[1:])
+    grid = torch.cat([_display(run, images)[:, None], decoded], 1).flatten(0, 1)
+    fig = grid_figure(grid, ncol=classes + 1, title=f"{run.config.model}: style of each test image, decoded with every label",
+                      col_labels=["input", *run.class_names])
+    return save_figure(fig, out)
+
+
+def plot_losses(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
+    """Training loss per step (and its running mean), train and test loss per epoch."""
+    return save_figure(loss_figure(run.path, run.config.model), out)
+
+
+def loss_figure(run_dir: Path, title: str):
+    steps, epochs = read_metrics(run_dir)
+    if not steps:
+        raise GenzooError(f"{run_dir / METRICS} has no training steps yet")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.array([r["step"] for r in steps])
+    y = np.array([r["loss"] for r in steps])
+    axes[0].plot(x, y, lw=0.5, alpha=0.4, label="per step")
+    window = max(1, len(y) // 50)
+    if window > 1:
+        smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+        axes[0].plot(x[window - 1 :], smooth, lw=1.5, label=f"running mean ({window} steps)")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("training loss")
+    axes[0].legend()
+    epoch_x = [r["epoch"] for r in epochs]
+    for key, style in (("train/loss", "o-"), ("test/loss", "s-")):
+        values = [r.get(key) for r in epochs]
+        if any(v is not None for v in values):
+            axes[1].plot(epoch_x, values, style, label=key)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("loss (mean per image)")
+    if epochs:
+        axes[1].legend()
+    fig.suptitle(f"{title}: losses")
+    return fig
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """The step and epoch records of a run's ``metrics.jsonl``."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        raise GenzooError(f"{path} does not exist")
+    steps, epochs = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            (steps if record.get("kind") == "step" else epochs).append(record)
+    return steps, epochs
+
+
+@dataclass(frozen=True)
+class PlotKind:
+    function: Callable[[Run, ImageData, Path, PlotOptions], Path]
+    needs: tuple[type, ...]  # capabilities the model must have
+    needs_description: str
+    summary: str
+
+    def applies_to(self, model) -> bool:
+        return all(isinstance(model, capability) for capability in self.needs)
+
+
+PLOTS: dict[str, PlotKind] = {
+    "samples": PlotKind(plot_samples, (Sampler,), "a model that samples", "samples from the prior"),
+    "conditional": PlotKind(plot_conditional, (Sampler,), "a conditional model", "one row of samples per label"),
+    "reconstructions": PlotKind(plot_reconstructions, (LatentCodec,), "an encoder and decoder",
+                                "test images over their reconstructions"),
+    "denoising": PlotKind(plot_denoising, (LatentCodec, Denoiser), "a denoising model",
+                          "noisy / clean / denoised test images"),
+    "latent": PlotKind(plot_latent, (LatentCodec,), "an encoder", "test set scatter in latent space, by label"),
+    "manifold": PlotKind(plot_manifold, (LatentCodec,), "a decoder", "grid decoded over a 2-D latent"),
+    "interpolation": PlotKind(plot_interpolation, (LatentCodec,), "an encoder and decoder",
+                              "decoded path between two test images"),
+    "style-transfer": PlotKind(plot_style_transfer, (LatentCodec,), "a conditional encoder and decoder",
+                               "a digit's style decoded with every label"),
+    "losses": PlotKind(plot_losses, (), "", "loss curves from metrics.jsonl"),
+}
+
+
+def kinds_for(model) -> list[str]:
+    """The plot kinds that apply to ``model``."""
+    kinds = [name for name, kind in PLOTS.items() if kind.applies_to(model)]
+    if not model.conditional:
+        kinds = [k for k in kinds if k not in ("conditional", "style-transfer")]
+    if not isinstance(model, Denoiser) or model.corruption == "none":
+        kinds = [k for k in kinds if k != "denoising"]
+    return kinds
+
+
+def make_plot(run: Run, kind: str, out: str | Path, options: PlotOptions = PlotOptions()) -> Path:
+    """Draw plot ``kind`` of a loaded run into ``out`` (a .png path)."""
+    if kind not in PLOTS:
+        raise GenzooError(f"unknown plot kind {kind!r}; kinds: {', '.join(PLOTS)}")
+    plot = PLOTS[kind]
+    if not plot.applies_to(run.model):
+        raise GenzooError(f"plot {kind!r} needs {plot.needs_description}; model {run.config.model!r} has none "
+                          f"(its plots: {', '.join(kinds_for(run.model))})")
+    test = None
+    if kind != "losses":
+        test = load_split(run.config.data, "test")
+    return plot.function(run, test, Path(out), options)

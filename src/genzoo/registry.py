@@ -1,0 +1,89 @@
+"""The registry: every model genzoo knows, by name. The CLI, the tests and the docs read it.
+
+Adding a model is one file under ``models/``, one entry here, and one tiny config in
+``tests/tiny_configs.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .data import DataSpec
+from .errors import ConfigError
+from .models import autoencoder, vae
+from .models.base import GenerativeModel
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    model_class: type[GenerativeModel]
+    config: Any  # the default config (a frozen dataclass instance)
+    summary: str  # one line for `genzoo models`
+    reference: str  # the paper or lecture it follows
+    presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # --preset NAME
+    batch_size: int = 128  # default training batch size
+
+    def build(self, config: Any, spec: DataSpec) -> GenerativeModel:
+        try:
+            return self.model_class(config, spec)
+        except ValueError as exc:  # a config that cannot work with this data
+            raise ConfigError(f"{self.name}: {exc}") from None
+
+    def preset(self, name: str) -> Any:
+        if name not in self.presets:
+            choices = ", ".join(self.presets) or "none"
+            raise ConfigError(f"model {self.name!r} has no preset {name!r}; presets: {choices}")
+        return self.presets[name]
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry(
+            "ae",
+            autoencoder.Autoencoder,
+            autoencoder.PRESETS["dense"],
+            "autoencoder, dense or convolutional; reconstruction and 2-D dimension reduction",
+            "Hinton & Salakhutdinov 2006, Science 313",
+            autoencoder.PRESETS,
+        ),
+        ModelEntry(
+            "dae",
+            autoencoder.Autoencoder,
+            autoencoder.DENOISING_PRESETS["salt"],
+            "denoising autoencoder: salt or gaussian noise in, clean image out",
+            "Vincent et al. 2008, ICML",
+            autoencoder.DENOISING_PRESETS,
+        ),
+        ModelEntry(
+            "vae",
+            vae.VAE,
+            vae.PRESETS["keras-strided"],
+            "variational autoencoder, conv or MLP, 2-D latent by default",
+            "Kingma & Welling 2014, ICLR",
+            vae.PRESETS,
+        ),
+        ModelEntry(
+            "cvae",
+            vae.VAE,
+            dataclasses.replace(vae.PRESETS["keras-strided"], conditional=True),
+            "conditional VAE: the label conditions encoder and decoder",
+            "Sohn, Lee & Yan 2015, NeurIPS",
+            {name: dataclasses.replace(cfg, conditional=True) for name, cfg in vae.PRESETS.items()},
+        ),
+    )
+}
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; a :class:`ConfigError` with suggestions otherwise."""
+    if name in MODELS:
+        return MODELS[name]
+    close = difflib.get_close_matches(name, MODELS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"unknown model {name!r}{hint}; known models: {', '.join(MODELS)}")

@@ -1,0 +1,48 @@
+"""Shared fixtures. Real-MNIST tests read ../shared/data (or $GENZOO_TEST_DATA); never a download."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mnist_root() -> Path | None:
+    candidates = [os.environ.get("GENZOO_TEST_DATA"), REPO.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "mnist" / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    root = mnist_root()
+    if root is None:
+        if os.environ.get("CI"):
+            pytest.fail("MNIST is missing: CI needs ../shared/data/mnist (or $GENZOO_TEST_DATA)")
+        pytest.skip("MNIST not found in ../shared/data or $GENZOO_TEST_DATA")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_download(monkeypatch):
+    """Tests never reach the network: a download attempt fails as it would offline."""
+    import urllib.error
+
+    from genzoo.data import idx
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(idx, "_download", offline)
+    monkeypatch.delenv("GENZOO_DATA", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
