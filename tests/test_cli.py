@@ -157,3 +157,31 @@ def test_console_script_reports_errors_without_a_traceback():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_ctrl_c_saves_and_the_run_resumes(tmp_path):
+    import json
+    import signal
+    import time
+
+    import torch
+
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "genzoo", "train", "vae", "--dataset", "fake", "--epochs", "1000",
+         "--batch-size", "32", "--run-dir", str(run), "--no-progress", *tiny_set("vae")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run / "checkpoint.pt").exists():
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "Continue with: genzoo train --resume" in err
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1]["step"] == checkpoint["global_step"]  # nothing logged past the checkpoint
+    finish = checkpoint["epoch"] + 1
+    assert main(["train", "--resume", str(run), "--epochs", str(finish), "--no-progress"]) == 0
+    assert (run / "samples" / f"epoch_{finish:04d}.png").exists()

@@ -12,8 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genzoo.data import DataFormat, add_noise, load_dataset, to_model_input
-from genzoo.data import idx
+from genzoo.data import DataFormat, add_noise, idx, load_dataset, to_model_input
 from genzoo.data.batches import BatchLoader, epoch_permutation
 from genzoo.errors import DataError
 

@@ -28,8 +28,16 @@ from .errors import GenzooError
 from .fileio import atomic_write_bytes, atomic_write_text
 from .images import PREVIEW_COLUMNS, save_grid
 from .models.base import Sampler
-from .registry import MODELS, get_entry
-from .runs import CONFIG, default_config, load_run, read_config, require_run_dir, select_device, train
+from .registry import MODELS
+from .runs import (
+    CONFIG,
+    default_config,
+    load_run,
+    read_config,
+    require_run_dir,
+    select_device,
+    train,
+)
 
 SAMPLE_CHUNK = 1000  # images decoded at once by `genzoo sample`
 

@@ -27,7 +27,7 @@ from .models.base import Denoiser, LatentCodec, Sampler  # noqa: E402
 from .runs import Run, load_split  # noqa: E402
 from .trainer import METRICS  # noqa: E402
 
-GAUSSIAN_QUANTILES = (0.05, 0.95)  # manifold range for N(0, 1) latents, as in the Keras VAE blog
+MANIFOLD_PERCENTILES = (0.01, 0.99)  # the manifold grid spans this range of the test codes
 ENCODE_BATCH = 500
 
 
@@ -216,41 +216,29 @@ def plot_latent(run: Run, test: ImageData, out: Path, options: PlotOptions) -> P
 
 @torch.no_grad()
 def plot_manifold(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
-    """n x n images decoded over a square of a 2-D latent (z[0] left to right, z[1] bottom to top).
-
-    Gaussian-prior models span the prior's 5 %..95 % quantiles on each axis; other models the
-    5th..95th percentiles of the test codes. Codes of more than 2 dimensions: the plane of the
-    test codes' first two principal components through their mean.
+    """n x n images decoded over a rectangle of a 2-D latent (z[0] left to right, z[1] bottom to
+    top) spanning the 1st..99th percentiles of the test set's codes on each axis, so that the
+    grid covers where the data actually lie (a VAE's codes need not fill its prior's quantiles).
+    Codes of more than 2 dimensions: the plane of their first two principal components through
+    their mean. Conditional models decode with the first label.
     """
-    from statistics import NormalDist
-
     model = run.model
     n = options.num or 20
-    labels = None
-    if model.conditional:
-        labels = torch.zeros(n * n, dtype=torch.int64)
-    if model.latent_dim == 2 and model.has_gaussian_prior:
-        lo, hi = (NormalDist().inv_cdf(q) for q in GAUSSIAN_QUANTILES)
-        axis = torch.linspace(lo, hi, n)
-        xs, ys = axis, axis
+    codes = encode_all(run, test, options.seed).cpu()
+    if model.latent_dim == 2:
         origin, directions = torch.zeros(2), torch.eye(2)
-        how = "prior quantiles 5%..95%"
+        how = "z[0], z[1]"
     else:
-        codes = encode_all(run, test, options.seed).cpu()
-        if model.latent_dim == 2:
-            origin, directions = torch.zeros(2), torch.eye(2)
-            how = "test codes' 5th..95th percentiles"
-        else:
-            origin, directions, _ = pca(codes)
-            how = "plane of the first two principal components"
-        projected = (codes - origin) @ directions.T
-        lows, highs = torch.quantile(projected, torch.tensor(GAUSSIAN_QUANTILES), dim=0)
-        xs, ys = torch.linspace(lows[0], highs[0], n), torch.linspace(lows[1], highs[1], n)
+        origin, directions, _ = pca(codes)
+        how = "first two principal components"
+    projected = (codes - origin) @ directions.T  # (N, D) -> (N, 2)
+    lows, highs = torch.quantile(projected, torch.tensor(MANIFOLD_PERCENTILES), dim=0)
+    xs, ys = torch.linspace(lows[0], highs[0], n), torch.linspace(lows[1], highs[1], n)
     grid_y, grid_x = torch.meshgrid(ys.flip(0), xs, indexing="ij")  # top row = largest z[1]
     coords = torch.stack([grid_x.flatten(), grid_y.flatten()], 1)  # (n*n, 2)
-    latents = origin + coords @ directions
-    images = model.decode(latents, labels)
-    title = f"{run.config.model}: decoded latent grid ({how})"
+    labels = torch.zeros(n * n, dtype=torch.int64) if model.conditional else None
+    images = model.decode(origin + coords @ directions, labels)
+    title = f"{run.config.model}: decoded latent grid over {how}, test codes' 1st..99th percentiles"
     if labels is not None:
         title += f", label {run.class_names[0]}"
     return save_figure(grid_figure(images, ncol=n, title=title), out)

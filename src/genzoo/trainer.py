@@ -130,7 +130,11 @@ class Trainer:
         self.load_state_dict(state)
 
     def save_checkpoint(self, metrics_log: io.TextIOBase) -> None:
-        metrics_log.flush()
+        try:
+            metrics_log.flush()
+        except OSError as exc:
+            raise RunDirError(f"cannot write {self.run_dir / METRICS}: {exc.strerror}; "
+                              "the last checkpoint is intact") from None
         self.metrics_offset = metrics_log.tell()
         self.global_rng_state = torch.get_rng_state()
         weights = {name: t.detach().cpu().contiguous() for name, t in self.model.state_dict().items()}
@@ -257,9 +261,12 @@ class Trainer:
         save_grid(images, self.run_dir / SAMPLES_DIR / f"epoch_{self.epoch + 1:04d}.png", nrow=PREVIEW_COLUMNS)
         self.model.train()
 
-    @staticmethod
-    def _log(metrics_log, record: dict) -> None:
-        metrics_log.write(json.dumps(record) + "\n")
+    def _log(self, metrics_log, record: dict) -> None:
+        try:
+            metrics_log.write(json.dumps(record) + "\n")
+        except OSError as exc:  # a full disk, typically; the last checkpoint is intact
+            raise RunDirError(f"cannot write {self.run_dir / METRICS}: {exc.strerror}; "
+                              "the last checkpoint is intact") from None
 
 
 def format_summary(summary: dict[str, float], epochs: int) -> str:

@@ -129,7 +129,7 @@ def load_folder(folder: Path, split: str, *, image_size: int, channels: int) -> 
         # Every 10th file (by name) is a test image: deterministic and spread over the class.
         stride = round(1 / FOLDER_TEST_FRACTION)
         in_test = [i % stride == stride - 1 for i in range(len(files))]
-        for file, is_test in zip(files, in_test):
+        for file, is_test in zip(files, in_test, strict=False):
             if is_test == (split == "test"):
                 chosen.append(file)
                 labels.append(label)

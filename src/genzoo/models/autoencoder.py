@@ -57,10 +57,13 @@ class Autoencoder(GenerativeModel, LatentCodec, Denoiser):
             raise ValueError(f"noise={config.noise!r} needs a positive noise_level")
         self.latent_dim = config.latent_dim
         conv_channels = config.conv_channels if config.architecture == "conv" else ()
-        shared = dict(conv_channels=conv_channels, hidden_dims=config.hidden_dims, batch_norm=config.batch_norm)
-        self.encoder = ImageEncoder(spec, **shared)
+        shared = dict(conv_channels=conv_channels, batch_norm=config.batch_norm)
+        self.encoder = ImageEncoder(spec, hidden_dims=config.hidden_dims, **shared)
         self.to_code = nn.Linear(self.encoder.out_features, config.latent_dim)
-        self.decoder = ImageDecoder(spec, latent_dim=config.latent_dim, **shared)
+        # The decoder mirrors the encoder: its dense layers run in reverse order.
+        self.decoder = ImageDecoder(
+            spec, latent_dim=config.latent_dim, hidden_dims=tuple(reversed(config.hidden_dims)), **shared
+        )
 
     @property
     def corruption(self) -> str:

@@ -13,7 +13,7 @@ beside :class:`GenerativeModel`; plots and commands check for them with ``isinst
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     trip lives in parameters and registered buffers.
     """
 
-    conditional: ClassVar[bool] = False  # overridden per instance by conditional models
+    conditional: bool = False  # True for models that need a label per image (set per instance)
 
     def __init__(self, config: Any, spec: DataSpec):
         super().__init__()
@@ -92,7 +92,6 @@ class LatentCodec(abc.ABC):
     """A model with an encoder to a ``latent_dim``-dimensional code and a decoder back."""
 
     latent_dim: int
-    has_gaussian_prior: ClassVar[bool] = False  # True when codes follow N(0, I) (VAEs)
 
     @abc.abstractmethod
     def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ def mlp(sizes: list[int], *, activation: type[nn.Module] = nn.ReLU, batch_norm: 
     """Linear layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``, an activation after each
     (including the last: heads are added by the caller)."""
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
         layers.append(nn.Linear(fan_in, fan_out))
         if batch_norm:
             layers.append(nn.BatchNorm1d(fan_out, momentum=0.1))
@@ -70,10 +70,11 @@ class ImageEncoder(nn.Module):
 
 
 class ImageDecoder(nn.Module):
-    """Latent vector -> image logits (B, C, H, W): dense layers, then (for the conv architecture)
-    a reshape to the encoder's last feature map and 3x3 transposed convolutions of stride 2 that
-    double height and width, ending in a 3x3 convolution to the image channels. Mirrors
-    :class:`ImageEncoder`; an optional condition vector is concatenated to the latent."""
+    """Latent vector -> image logits (B, C, H, W): dense layers ``hidden_dims`` (in order from the
+    latent), a linear map to the first feature map (conv) or to the pixels (MLP), then for the conv
+    architecture 3x3 transposed convolutions of stride 2 that double height and width, ending in a
+    3x3 convolution to the image channels. ``conv_channels`` are the encoder's (the decoder runs
+    them in reverse); an optional condition vector is concatenated to the latent."""
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class ImageDecoder(nn.Module):
     ):
         super().__init__()
         self.spec = spec
-        sizes = [latent_dim + condition_dim, *reversed(hidden_dims)]
+        sizes = [latent_dim + condition_dim, *hidden_dims]
         if conv_channels:
             scale = 2 ** len(conv_channels)
             self.start_shape = (conv_channels[-1], -(-spec.height // scale), -(-spec.width // scale))
@@ -100,7 +101,7 @@ class ImageDecoder(nn.Module):
         if conv_channels:
             layers.append(nn.ReLU())
             channels = list(reversed(conv_channels))
-            for in_channels, out_channels in zip(channels, channels[1:] + [channels[-1]]):
+            for in_channels, out_channels in zip(channels, channels[1:] + [channels[-1]], strict=False):
                 layers.append(
                     nn.ConvTranspose2d(
                         in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1

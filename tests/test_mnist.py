@@ -1,0 +1,78 @@
+"""Slow tests: real training on MNIST (../shared/data). About a minute each on 2 CPU cores."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import genzoo
+from genzoo.data import DataFormat, load_dataset, to_model_input
+
+pytestmark = pytest.mark.slow
+
+# -log p(x) of the test set under the best image-independent model (each pixel a Bernoulli with
+# its training-set mean), in nats: a VAE that has learned anything must do better.
+MEAN_IMAGE_BCE = 205.8
+
+
+def mnist_config(model: str, mnist_dir, **model_fields):
+    config = genzoo.default_config(model)
+    config = dataclasses.replace(
+        config,
+        model_config=dataclasses.replace(config.model_config, **model_fields),
+        data=genzoo.DataConfig(dataset="mnist", data_dir=str(mnist_dir)),
+        train=dataclasses.replace(config.train, epochs=1, device="cpu"),
+    )
+    return config
+
+
+def test_conv_vae_one_epoch_beats_the_mean_image(mnist_dir, tmp_path):
+    trainer = genzoo.train(mnist_config("vae", mnist_dir), tmp_path / "vae", progress=False)
+    test_loss = trainer.evaluate()["loss"]  # negative ELBO on the held-out test split, nats
+    assert test_loss < 200.0 < MEAN_IMAGE_BCE, test_loss
+
+
+def test_dae_removes_most_salt_noise(mnist_dir, tmp_path):
+    trainer = genzoo.train(mnist_config("dae", mnist_dir), tmp_path / "dae", progress=False)
+    model = trainer.model.eval()
+    test = load_dataset("mnist", "test", data_dir=mnist_dir)
+    clean = to_model_input(test.images[:2000], DataFormat(), None)
+    noisy = model.corrupt(clean, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        denoised = model.reconstruct(noisy)
+    noisy_error = F.mse_loss(noisy, clean)
+    denoised_error = F.mse_loss(denoised, clean)
+    assert denoised_error < 0.25 * noisy_error, (float(denoised_error), float(noisy_error))
+
+
+def linear_classifier(mnist_dir) -> torch.nn.Module:
+    """Multinomial logistic regression on MNIST pixels (about 92 % test accuracy)."""
+    train = load_dataset("mnist", "train", data_dir=mnist_dir)
+    x = train.images.flatten(1).float() / 255
+    classifier = torch.nn.Linear(784, 10)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for rows in torch.randperm(len(x), generator=generator).split(500):
+            loss = F.cross_entropy(classifier(x[rows]), train.labels[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    test = load_dataset("mnist", "test", data_dir=mnist_dir)
+    accuracy = (classifier(test.images.flatten(1).float() / 255).argmax(1) == test.labels).float().mean()
+    assert accuracy > 0.9
+    return classifier
+
+
+def test_cvae_samples_are_the_requested_digit(mnist_dir, tmp_path):
+    trainer = genzoo.train(mnist_config("cvae", mnist_dir), tmp_path / "cvae", progress=False)
+    model = trainer.model.eval()
+    labels = torch.arange(10).repeat_interleave(100)
+    with torch.no_grad():
+        samples = model.sample(len(labels), labels=labels, generator=torch.Generator().manual_seed(0))
+        predicted = linear_classifier(mnist_dir)(samples.flatten(1)).argmax(1)
+    accuracy = float((predicted == labels).float().mean())
+    assert accuracy > 0.8, accuracy
