@@ -71,8 +71,9 @@ def test_cvae_samples_are_the_requested_digit(mnist_dir, tmp_path):
     trainer = genzoo.train(mnist_config("cvae", mnist_dir), tmp_path / "cvae", progress=False)
     model = trainer.model.eval()
     labels = torch.arange(10).repeat_interleave(100)
+    classifier = linear_classifier(mnist_dir)
     with torch.no_grad():
         samples = model.sample(len(labels), labels=labels, generator=torch.Generator().manual_seed(0))
-        predicted = linear_classifier(mnist_dir)(samples.flatten(1)).argmax(1)
+        predicted = classifier(samples.flatten(1)).argmax(1)
     accuracy = float((predicted == labels).float().mean())
     assert accuracy > 0.8, accuracy
