@@ -18,8 +18,7 @@ import torch.nn.functional as F
 import genzoo
 from genzoo.data import to_model_input
 from genzoo.models.base import Denoiser
-from genzoo.plots import read_metrics
-from genzoo.runs import load_split
+from genzoo.runs import load_split, read_metrics
 
 
 def denoising_ratio(run: genzoo.Run) -> float:

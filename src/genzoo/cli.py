@@ -25,6 +25,8 @@ from . import __version__
 from .config import RunConfig, apply_overrides, replace_fields, to_toml
 from .data.datasets import dataset_names
 from .errors import GenzooError
+from .evaluation.benchmark import PROTOCOLS
+from .evaluation.suite import METRICS as EVAL_METRICS
 from .fileio import atomic_write_bytes, atomic_write_text
 from .images import PREVIEW_COLUMNS, save_grid
 from .models.base import Sampler
@@ -89,6 +91,26 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num", type=int, default=0, help="grid side / rows / samples (kind-specific)")
     p.add_argument("--seed", type=int, default=0)
 
+    p = commands.add_parser("evaluate", help="score a run with every metric that applies; writes eval.json")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--metrics", help="comma-separated subset of: " + ", ".join(EVAL_METRICS))
+    p.add_argument("--num-samples", type=int, default=10_000, help="generated images (default 10000)")
+    p.add_argument("--split", choices=["test", "train"], default="test", help="reference split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--importance-samples", type=int, default=1000,
+                   help="K of the importance-sampled NLL (default 1000; the README's figures use 5000)")
+    p.add_argument("--likelihood-images", type=int, default=0, help="images used for likelihoods (default all)")
+    p.add_argument("--evaluator", help="a .safetensors evaluator (default: the one genzoo ships for the dataset)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+
+    p = commands.add_parser("benchmark", help="train and evaluate a named protocol; writes a Markdown table")
+    p.add_argument("protocol", help="one of: " + ", ".join(PROTOCOLS))
+    p.add_argument("--runs-dir", type=Path, help="where the runs go (default runs/benchmark-PROTOCOL)")
+    p.add_argument("--out", type=Path, help="Markdown file (default RUNS_DIR/results.md)")
+    p.add_argument("--data-dir", help="folder holding mnist/*-ubyte.gz (default $GENZOO_DATA or ~/.cache/genzoo)")
+    p.add_argument("--rows", help="comma-separated subset of the protocol's rows")
+    p.add_argument("--no-progress", action="store_true")
+
     p = commands.add_parser("models", help="list the models")
     p.add_argument("--verbose", "-v", action="store_true", help="show config fields and presets")
     return parser
@@ -96,7 +118,8 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": cmd_train, "sample": cmd_sample, "plot": cmd_plot, "models": cmd_models}
+    handlers = {"train": cmd_train, "sample": cmd_sample, "plot": cmd_plot, "evaluate": cmd_evaluate,
+                "benchmark": cmd_benchmark, "models": cmd_models}
     try:
         return handlers[args.command](args)
     except GenzooError as exc:
@@ -183,7 +206,7 @@ def cmd_train(args) -> int:
 
 
 def _last_loss(trainer) -> float:
-    from .plots import read_metrics
+    from .runs import read_metrics
 
     steps, _ = read_metrics(trainer.run_dir)
     return steps[-1]["loss"] if steps else float("nan")
@@ -268,6 +291,44 @@ def cmd_plot(args) -> int:
             out.parent.mkdir(exist_ok=True)
         make_plot(run, kind, out, options)
         print(f"genzoo: wrote {out}")
+    return 0
+
+
+# -- evaluate -------------------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    from .evaluation.suite import EvaluationOptions, evaluate_run, format_table, write_result
+
+    for flag in ("num_samples", "importance_samples"):
+        if getattr(args, flag) < 1:
+            raise GenzooError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.likelihood_images < 0:
+        raise GenzooError("--likelihood-images must be 0 (all) or more")
+    run = load_run(args.run_dir, device=select_device(args.device))
+    options = EvaluationOptions(
+        metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else (),
+        num_samples=args.num_samples, split=args.split, seed=args.seed,
+        importance_samples=args.importance_samples, likelihood_images=args.likelihood_images,
+        evaluator=args.evaluator or "",
+    )
+    result = evaluate_run(run, options)
+    write_result(result, run.path / "eval.json")
+    print(format_table(result))
+    print(f"genzoo: wrote {run.path / 'eval.json'} ({result['seconds']:.0f} s)")
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from .evaluation.benchmark import markdown, run_protocol, write_markdown
+
+    runs_dir = args.runs_dir or Path("runs") / f"benchmark-{args.protocol}"
+    rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
+    results = run_protocol(args.protocol, runs_dir, data_dir=args.data_dir or "", rows=rows,
+                           progress=not args.no_progress)
+    text = markdown(args.protocol, results)
+    out = args.out or runs_dir / "results.md"
+    write_markdown(text, out)
+    print(text)
+    print(f"genzoo: wrote {out}")
     return 0
 
 

@@ -7,7 +7,6 @@ ones with the capability it needs (see :data:`PLOTS`).
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,7 @@ from .errors import GenzooError  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
 from .images import interleave_rows, make_grid  # noqa: E402
 from .models.base import Denoiser, LatentCodec, Sampler  # noqa: E402
-from .runs import Run, load_split  # noqa: E402
-from .trainer import METRICS  # noqa: E402
+from .runs import Run, load_split, read_metrics  # noqa: E402
 
 MANIFOLD_PERCENTILES = (0.01, 0.99)  # the manifold grid spans this range of the test codes
 ENCODE_BATCH = 500
@@ -292,7 +290,7 @@ def plot_losses(run: Run, test: ImageData | None, out: Path, options: PlotOption
 def loss_figure(run_dir: Path, title: str):
     steps, epochs = read_metrics(run_dir)
     if not steps:
-        raise GenzooError(f"{run_dir / METRICS} has no training steps yet")
+        raise GenzooError(f"{run_dir}: metrics.jsonl has no training steps yet")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = np.array([r["step"] for r in steps])
     y = np.array([r["loss"] for r in steps])
@@ -315,19 +313,6 @@ def loss_figure(run_dir: Path, title: str):
         axes[1].legend()
     fig.suptitle(f"{title}: losses")
     return fig
-
-
-def read_metrics(run_dir: Path) -> tuple[list[dict], list[dict]]:
-    """The step and epoch records of a run's ``metrics.jsonl``."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        raise GenzooError(f"{path} does not exist")
-    steps, epochs = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            (steps if record.get("kind") == "step" else epochs).append(record)
-    return steps, epochs
 
 
 @dataclass(frozen=True)

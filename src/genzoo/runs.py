@@ -24,7 +24,7 @@ from .errors import ConfigError, RunDirError
 from .fileio import atomic_write_text
 from .models.base import GenerativeModel
 from .registry import get_entry
-from .trainer import CHECKPOINT, WEIGHTS, Callback, Trainer
+from .trainer import CHECKPOINT, METRICS, WEIGHTS, Callback, Trainer
 
 CONFIG = "config.toml"
 META = "meta.json"
@@ -173,3 +173,16 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
 def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> GenerativeModel:
     """The trained model of a run directory, ready to sample / encode (eval mode)."""
     return load_run(run_dir, device=device).model
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """The step and epoch records of a run's ``metrics.jsonl``."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        raise RunDirError(f"{path} does not exist")
+    steps, epochs = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            (steps if record.get("kind") == "step" else epochs).append(record)
+    return steps, epochs

@@ -238,20 +238,13 @@ class Trainer:
             self.epoch_sums[name] = self.epoch_sums.get(name, 0.0) + value
         return values
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Held-out metrics averaged over the test split (weighted by batch size)."""
-        self.model.eval()
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed + EVAL_SEED_OFFSET)
-        sums: dict[str, float] = {}
-        count = 0
         limit = self.config.eval_batches or None
-        for batch in self.test_loader.batches(None, generator, limit=limit):
-            for name, value in self.model.evaluate_step(batch, generator=generator).items():
-                sums[name] = sums.get(name, 0.0) + float(value) * len(batch)
-            count += len(batch)
+        metrics = evaluate_loss(self.model, self.test_loader, generator, limit=limit)
         self.model.train()
-        return {name: total / count for name, total in sums.items()}
+        return metrics
 
     @torch.no_grad()
     def _save_preview(self) -> None:
@@ -267,6 +260,22 @@ class Trainer:
         except OSError as exc:  # a full disk, typically; the last checkpoint is intact
             raise RunDirError(f"cannot write {self.run_dir / METRICS}: {exc.strerror}; "
                               "the last checkpoint is intact") from None
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: GenerativeModel, loader: BatchLoader, generator: torch.Generator, *, limit: int | None = None
+) -> dict[str, float]:
+    """``model.evaluate_step`` averaged over a loader's batches (weighted by batch size), in eval
+    mode. The caller restores train mode if it needs it."""
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in loader.batches(None, generator, limit=limit):
+        for name, value in model.evaluate_step(batch, generator=generator).items():
+            sums[name] = sums.get(name, 0.0) + float(value) * len(batch)
+        count += len(batch)
+    return {name: total / count for name, total in sums.items()}
 
 
 def format_summary(summary: dict[str, float], epochs: int) -> str:

@@ -116,3 +116,22 @@ class Denoiser(abc.ABC):
     @abc.abstractmethod
     def corrupt(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The training corruption applied to model-format images."""
+
+
+class ImportanceSampled(abc.ABC):
+    """A latent-variable model with an approximate posterior q(z|x): its log-likelihood can be
+    bounded (ELBO, IWAE) and estimated by importance sampling (Burda et al. 2016)."""
+
+    @abc.abstractmethod
+    def log_importance_weights(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        *,
+        num_samples: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """log w_k = log p(x, z_k) - log q(z_k | x) for z_k ~ q(z | x), k = 1..num_samples.
+
+        ``images`` (B, C, H, W) in the model's format; returns (num_samples, B) in nats. For a
+        conditional model every term is conditioned on the label."""

@@ -1,0 +1,1 @@
+"""Evaluation: genzoo's evaluator network, sample and reconstruction metrics, likelihood estimators."""

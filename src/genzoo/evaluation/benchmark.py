@@ -1,0 +1,191 @@
+"""Named benchmark protocols: train a list of models under a stated budget, evaluate each with the
+suite, and write the results as Markdown tables (the README's tables come from here).
+
+    genzoo benchmark mnist --runs-dir runs/benchmark --out docs/results-mnist.md
+
+Runs already trained in ``--runs-dir`` are reused (and resumed if they were interrupted), and an
+evaluation is reused when its ``eval.json`` was made with the same options, so a long protocol can
+be stopped and continued.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import DataConfig, apply_overrides
+from ..errors import GenzooError
+from ..fileio import atomic_write_text
+from ..runs import CONFIG, default_config, load_run, read_config, read_metrics, train
+from ..trainer import CHECKPOINT
+from .suite import EvaluationOptions, evaluate_run, write_result
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str  # the row's name in the tables and its run directory
+    model: str
+    epochs: int
+    overrides: tuple[str, ...] = ()  # --set assignments on top of the model's default (or preset)
+    preset: str | None = None
+    evaluation: EvaluationOptions = EvaluationOptions()
+    note: str = ""  # what the row is for, shown under the tables
+
+    def config(self, data_dir: str):
+        config = default_config(self.model, preset=self.preset)
+        config = dataclasses.replace(config, data=DataConfig(dataset="mnist", data_dir=data_dir))
+        return apply_overrides(config, [*self.overrides, f"train.epochs={self.epochs}", "train.device=cpu"])
+
+
+# Likelihood rows use Burda et al.'s protocol: dynamically binarised MNIST, the NLL estimated with
+# K = 5000 importance samples on the full test set, IWAE bound with k = 50.
+LIKELIHOOD_EVAL = EvaluationOptions(importance_samples=5000, iwae_k=50)
+# Grey-level models: a Bernoulli "likelihood" of grey pixels is not a likelihood; leave it out.
+GREY_EVAL = EvaluationOptions(exclude=("likelihood",))
+BINARIZED_CONV_VAE = ("binarize=dynamic", "latent_dim=32", "conv_channels=16,32", "hidden_dims=256",
+                      "decoder_hidden_dims=256")
+
+SMOKE_EVAL = EvaluationOptions(num_samples=2000, importance_samples=100, iwae_k=10, likelihood_images=500)
+
+PROTOCOLS: dict[str, tuple[Row, ...]] = {
+    "mnist": (
+        Row("ae", "ae", 10, note="dense 784-256-32 autoencoder"),
+        Row("dae", "dae", 10, note="conv denoising autoencoder, salt noise on 20 % of pixels"),
+        Row("vae-2d", "vae", 10, evaluation=GREY_EVAL, note="the lectures' conv VAE with a 2-D latent, grey-level BCE"),
+        Row("cvae-2d", "cvae", 10, evaluation=GREY_EVAL, note="conditional conv VAE, 2-D latent"),
+        Row("vae-binarized", "vae", 50, BINARIZED_CONV_VAE, evaluation=LIKELIHOOD_EVAL,
+            note="conv VAE (16/32 channels, dense 256, 32-D latent) on dynamically binarised MNIST, ELBO"),
+        Row("iwae-binarized", "vae", 50, (*BINARIZED_CONV_VAE, "objective=iwae", "importance_samples=5"),
+            evaluation=LIKELIHOOD_EVAL, note="the same network trained with the IWAE bound, k = 5"),
+    ),
+    # A few minutes end to end: one short run per capability, for checking the machinery.
+    "mnist-smoke": (
+        Row("vae-2d", "vae", 1, ("train.max_batches=50",), evaluation=SMOKE_EVAL),
+        Row("vae-binarized", "vae", 1, (*BINARIZED_CONV_VAE, "train.max_batches=50"), evaluation=SMOKE_EVAL),
+        Row("dae", "dae", 1, ("train.max_batches=50",), evaluation=SMOKE_EVAL),
+    ),
+}
+
+
+def _train_row(row: Row, run_dir: Path, data_dir: str, progress: bool) -> None:
+    config = row.config(data_dir)
+    if (run_dir / CHECKPOINT).exists():
+        if read_config(run_dir / CONFIG) != config:
+            raise GenzooError(f"{run_dir} holds a run with another config; remove it or use another --runs-dir")
+        checkpoint = torch.load(run_dir / CHECKPOINT, weights_only=True)
+        if checkpoint["epoch"] < row.epochs:
+            train(config, run_dir, resume=True, progress=progress)
+        return
+    train(config, run_dir, progress=progress)
+
+
+def _evaluate_row(row: Row, run_dir: Path) -> dict:
+    path = run_dir / "eval.json"
+    options = dataclasses.asdict(row.evaluation)
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("options") == options:
+            return cached
+    result = evaluate_run(load_run(run_dir), row.evaluation)
+    write_result(result, path)
+    return result
+
+
+def run_protocol(name: str, runs_dir: Path, *, data_dir: str, rows: list[str] | None = None,
+                 progress: bool = True) -> list[tuple[Row, dict, float]]:
+    """Train and evaluate every row of protocol ``name``; returns (row, eval result, train seconds)."""
+    if name not in PROTOCOLS:
+        raise GenzooError(f"unknown benchmark protocol {name!r}; protocols: {', '.join(PROTOCOLS)}")
+    selected = [r for r in PROTOCOLS[name] if not rows or r.label in rows]
+    unknown = set(rows or ()) - {r.label for r in PROTOCOLS[name]}
+    if unknown:
+        raise GenzooError(f"protocol {name!r} has no row {sorted(unknown)[0]!r}")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for row in selected:
+        run_dir = runs_dir / row.label
+        print(f"genzoo benchmark: {row.label} ({row.model}, {row.epochs} epochs)", file=sys.stderr)
+        started = time.perf_counter()
+        _train_row(row, run_dir, data_dir, progress)
+        result = _evaluate_row(row, run_dir)
+        _, epochs = read_metrics(run_dir)
+        train_seconds = sum(e["seconds"] for e in epochs)
+        print(f"genzoo benchmark: {row.label} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        results.append((row, result, train_seconds))
+    return results
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def _cell(value: float | None, floor: float | None = None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.{digits}f}"
+    return f"{text} ({floor:.{digits}f})" if floor is not None else text
+
+
+def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
+    """The results of a protocol as Markdown: an overview, then one table per kind of metric."""
+    lines = [f"### Protocol `{name}`", "",
+             "Produced by `genzoo benchmark " + name + "` on this machine; wall times are for training "
+             "(the sum of the epochs) and for evaluation.", "",
+             "| row | model | budget | train time | eval time | held-out test loss (nats) |",
+             "|---|---|---|---:|---:|---:|"]
+    for row, result, train_seconds in results:
+        loss = result["metrics"].get("test_loss")
+        budget = f"{row.epochs} epoch{'s' if row.epochs > 1 else ''}"
+        lines.append(f"| `{row.label}` | {row.model} | {budget} | {_minutes(train_seconds)} | "
+                     f"{_minutes(result['seconds'])} | {_cell(loss, digits=1)} |")
+    sampled = [(r, res) for r, res, _ in results if "fd" in res["metrics"]]
+    if sampled:
+        protocol = sampled[0][1]["protocol"]
+        lines += ["", "Sample quality, each value beside its real-vs-real floor in parentheses "
+                  f"(evaluator `{protocol['evaluator']['version']}`, test accuracy "
+                  f"{100 * protocol['evaluator']['test_accuracy']:.2f} %; {protocol['num_samples']} samples against "
+                  f"the {protocol['reference']}; floor: {protocol['floor']}):", "",
+                  "| row | FD | KID x 1000 | precision | recall | density | coverage | classifier score | classes covered | conditional accuracy |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row, res in sampled:
+            m, f = res["metrics"], res["floors"]
+            cells = [_cell(m.get(k), f.get(k)) for k in ("fd", "kid_x1000", "precision", "recall", "density", "coverage",
+                                                         "classifier_score")]
+            cells.append(f"{m['classes_covered']} / 10" if "classes_covered" in m else "-")
+            cells.append(_cell(m.get("conditional_accuracy"), digits=3))
+            lines.append(f"| `{row.label}` | " + " | ".join(cells) + " |")
+    likelihood = [(r, res) for r, res, _ in results if "nll" in res["metrics"]]
+    if likelihood:
+        lines += ["", "Likelihoods in nats per test image (lower is better):", "",
+                  "| row | NLL (importance sampled) | -IWAE bound | -ELBO | K | binarisation | test images |",
+                  "|---|---:|---:|---:|---:|---|---:|"]
+        for row, res in likelihood:
+            m, p = res["metrics"], res["protocol"]["likelihood"]
+            iwae = next(((k, v) for k, v in m.items() if k.startswith("neg_iwae_")), ("-", None))
+            lines.append(f"| `{row.label}` | {m['nll']:.2f} | {_cell(iwae[1])} (k = {iwae[0][9:]}) | {m['neg_elbo']:.2f} | "
+                         f"{p['importance_samples']} | {p['binarization'].split(':')[0]} | {p['num_images']} |")
+        lines += ["", "Binarisation: *dynamic* = one fresh Bernoulli draw of each test image with a fixed seed "
+                  "(the protocol of Burda et al. 2016); *none* = grey levels under a Bernoulli likelihood, "
+                  "not a likelihood of binary data and not comparable with published figures."]
+    recon = [(r, res) for r, res, _ in results if "reconstruction_mse" in res["metrics"]]
+    if recon:
+        lines += ["", "Reconstruction of test images:", "",
+                  "| row | MSE per pixel | BCE per image (nats) | denoising gain |", "|---|---:|---:|---:|"]
+        for row, res in recon:
+            m = res["metrics"]
+            gain = f"{m['denoising_gain']:.1f}x ({m['denoising_gain_db']:.1f} dB)" if "denoising_gain" in m else "-"
+            lines.append(f"| `{row.label}` | {m['reconstruction_mse']:.4f} | {m['reconstruction_bce']:.1f} | {gain} |")
+    notes = [f"- `{row.label}`: {row.note}" for row, _, _ in results if row.note]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(text: str, path: Path) -> None:
+    atomic_write_text(path, text)

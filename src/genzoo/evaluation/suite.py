@@ -1,0 +1,257 @@
+"""The evaluation suite: every metric that applies to a run, beside its real-vs-real floor.
+
+``evaluate_run`` is what ``genzoo evaluate`` calls. Which metrics apply follows from the model's
+capabilities (sampling, encoding, denoising, importance sampling) and from whether an evaluator
+exists for the dataset; what does not apply is listed under ``skipped`` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import BatchLoader, ImageData, to_model_input, to_unit_range
+from ..errors import GenzooError
+from ..fileio import atomic_write_text
+from ..models.base import Denoiser, ImportanceSampled, LatentCodec, Sampler
+from ..runs import Run, load_split
+from ..trainer import evaluate_loss
+from .evaluator import Evaluator, bundled_evaluator, load_evaluator
+from .likelihood import estimate_log_likelihood
+from .metrics import (
+    ClassCoverage,
+    ClassifierScore,
+    ConditionalAccuracy,
+    DenoisingGain,
+    FrechetDistance,
+    KernelDistance,
+    PrecisionRecall,
+    ReconstructionError,
+)
+
+SAMPLE_METRICS = ("fd", "kid", "prdc", "classifier-score", "class-coverage", "conditional-accuracy")
+METRICS = ("test-loss", *SAMPLE_METRICS, "reconstruction", "denoising", "likelihood")
+CHUNK = 1000  # images generated / encoded at once
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    metrics: tuple[str, ...] = ()  # empty = every metric that applies
+    exclude: tuple[str, ...] = ()  # metrics to leave out of "every metric that applies"
+    num_samples: int = 10_000  # generated images for the sample metrics
+    split: str = "test"  # the reference split
+    seed: int = 0
+    importance_samples: int = 1000  # K of the NLL estimate (5000 for the README's figures)
+    iwae_k: int = 50
+    likelihood_images: int = 0  # images of the split used for likelihoods; 0 = all
+    evaluator: str = ""  # path of a user evaluator; "" = the one genzoo ships for the dataset
+
+
+def applicable(run: Run, evaluator: Evaluator | None) -> tuple[list[str], dict[str, str]]:
+    """(metrics that apply, {metric: why it does not})."""
+    model, name = run.model, run.config.model
+    reasons: dict[str, str] = {}
+    for metric in SAMPLE_METRICS:
+        if not isinstance(model, Sampler):
+            reasons[metric] = f"{name} does not sample"
+        elif evaluator is None:
+            reasons[metric] = (f"no evaluator for dataset {run.config.data.dataset!r}; pass --evaluator "
+                               "(train one with python -m genzoo.evaluation.train_evaluator)")
+    if "conditional-accuracy" not in reasons and not model.conditional:
+        reasons["conditional-accuracy"] = f"{name} is not conditional"
+    elif "conditional-accuracy" not in reasons and len(evaluator.class_names) != len(run.class_names):
+        reasons["conditional-accuracy"] = (f"the evaluator knows {len(evaluator.class_names)} classes, "
+                                           f"the data {len(run.class_names)}")
+    if not isinstance(model, LatentCodec):
+        reasons["reconstruction"] = f"{name} does not reconstruct"
+    if not isinstance(model, Denoiser) or model.corruption == "none":
+        reasons["denoising"] = f"{name} is not a denoising model"
+    if not isinstance(model, ImportanceSampled):
+        reasons["likelihood"] = f"{name} has no importance-sampled likelihood"
+    return [m for m in METRICS if m not in reasons], reasons
+
+
+def binarization_protocol(run: Run, seed: int) -> str:
+    kind = run.model.data_format.binarize
+    if kind == "dynamic":
+        return f"dynamic: one fresh Bernoulli draw of each image, seed {seed}"
+    if kind == "static":
+        return "static: thresholded at 0.5"
+    return ("none: grey levels in a Bernoulli likelihood (not a likelihood of binary data; "
+            "not comparable with binarised-MNIST figures)")
+
+
+def _device(run: Run) -> torch.device:
+    return next(run.model.parameters()).device
+
+
+def _model_inputs(run: Run, data: ImageData, seed: int, count: int | None = None):
+    """The split's images in the model's format (binarised with a fixed seed) on its device."""
+    images = data.images[:count] if count else data.images
+    labels = data.labels[: len(images)].to(_device(run)) if run.model.conditional else None
+    inputs = to_model_input(images, run.model.data_format, torch.Generator().manual_seed(seed))
+    return inputs.to(_device(run)), labels
+
+
+@torch.no_grad()
+def draw_samples(run: Run, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``num`` samples in [0, 1] (balanced labels for conditional models) and their labels."""
+    generator = torch.Generator(device=_device(run)).manual_seed(seed)
+    labels = torch.arange(num, device=_device(run)) % len(run.class_names) if run.model.conditional else None
+    chunks = []
+    for start in range(0, num, CHUNK):
+        chunk_labels = None if labels is None else labels[start : start + CHUNK]
+        chunks.append(run.model.sample(min(CHUNK, num - start), labels=chunk_labels, generator=generator).cpu())
+    return torch.cat(chunks), None if labels is None else labels.cpu()
+
+
+def sample_set_metrics(evaluator: Evaluator, real: torch.Tensor, fake: torch.Tensor, *,
+                       fake_labels: torch.Tensor | None, seed: int, which: list[str]) -> dict[str, float]:
+    """The sample metrics of ``fake`` against ``real`` (both [0, 1] images), one evaluator pass each."""
+    real_features, _ = evaluator.features_and_probabilities(real)
+    fake_features, fake_probabilities = evaluator.features_and_probabilities(fake)
+    results: dict[str, float] = {}
+    for name, metric in (("fd", FrechetDistance()), ("kid", KernelDistance(seed=seed)), ("prdc", PrecisionRecall())):
+        if name in which:
+            metric.update(real_features, real=True)
+            metric.update(fake_features, real=False)
+            results.update(metric.compute())
+    if "classifier-score" in which:
+        score = ClassifierScore()
+        score.update(fake_probabilities)
+        results.update(score.compute())
+    if "class-coverage" in which:
+        coverage = ClassCoverage(len(evaluator.class_names))
+        coverage.update(fake_probabilities)
+        results.update(coverage.compute())
+    if "conditional-accuracy" in which and fake_labels is not None:
+        accuracy = ConditionalAccuracy()
+        accuracy.update(fake_probabilities, fake_labels)
+        results.update(accuracy.compute())
+    return results
+
+
+def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> dict:
+    """Evaluate a loaded run; returns the content of ``eval.json``."""
+    started = time.perf_counter()
+    evaluator = load_evaluator(options.evaluator) if options.evaluator else bundled_evaluator(run.config.data.dataset)
+    which, skipped = applicable(run, evaluator)
+    if options.metrics:
+        unknown = [m for m in options.metrics if m not in METRICS]
+        if unknown:
+            raise GenzooError(f"unknown metric {unknown[0]!r}; metrics: {', '.join(METRICS)}")
+        not_applicable = [m for m in options.metrics if m in skipped]
+        if not_applicable:
+            raise GenzooError(f"metric {not_applicable[0]!r} does not apply: {skipped[not_applicable[0]]}")
+        which = list(options.metrics)
+    which = [m for m in which if m not in options.exclude]
+    reference = load_split(run.config.data, options.split)
+    model = run.model.eval()
+    metrics: dict[str, float] = {}
+    floors: dict[str, float] = {}
+    protocol: dict = {"split": options.split, "seed": options.seed}
+
+    if "test-loss" in which:
+        loader = BatchLoader(reference.to(_device(run)), batch_size=500, fmt=model.data_format, drop_last=False)
+        losses = evaluate_loss(model, loader, torch.Generator(device=_device(run)).manual_seed(options.seed))
+        metrics.update({f"{options.split}_{k}": v for k, v in losses.items()})
+
+    sample_metrics = [m for m in which if m in SAMPLE_METRICS]
+    if sample_metrics:
+        num = min(options.num_samples, len(reference))
+        real = reference.images[:num].float() / 255
+        fake, fake_labels = draw_samples(run, options.num_samples, options.seed)
+        metrics.update(sample_set_metrics(evaluator, real, fake, fake_labels=fake_labels, seed=options.seed,
+                                          which=sample_metrics))
+        # The floor: real training images against the same reference images, same sizes.
+        train = load_split(run.config.data, "train")
+        subset = torch.randperm(len(train), generator=torch.Generator().manual_seed(options.seed))[:options.num_samples]
+        floor_images = train.images[subset].float() / 255
+        floors = sample_set_metrics(evaluator, real, floor_images, fake_labels=train.labels[subset],
+                                    seed=options.seed, which=sample_metrics)
+        floors.pop("conditional_accuracy", None)
+        protocol.update(
+            evaluator={"version": evaluator.version, "test_accuracy": evaluator.test_accuracy},
+            num_samples=options.num_samples,
+            reference=f"{options.split} split, first {num} images",
+            floor=f"{len(subset)} random training images (seed {options.seed}) against the same reference",
+            kid=f"mean over 100 subsets of {min(1000, num, options.num_samples)}",
+            prdc="k = 5 nearest neighbours",
+        )
+
+    if "reconstruction" in which or "denoising" in which:
+        inputs, labels = _model_inputs(run, reference, options.seed)
+        error, gain = ReconstructionError(), DenoisingGain()
+        noise = torch.Generator(device=_device(run)).manual_seed(options.seed)
+        with torch.no_grad():
+            for start in range(0, len(inputs), CHUNK):
+                x = inputs[start : start + CHUNK]
+                y = None if labels is None else labels[start : start + CHUNK]
+                clean = to_unit_range(x, model.data_format)
+                if "reconstruction" in which:
+                    error.update(clean.cpu(), model.reconstruct(x, y).cpu())
+                if "denoising" in which:
+                    noisy = model.corrupt(x, noise)
+                    denoised = model.reconstruct(noisy, y)
+                    gain.update(clean.cpu(), to_unit_range(noisy, model.data_format).cpu(), denoised.cpu())
+        if "reconstruction" in which:
+            metrics.update(error.compute())
+        if "denoising" in which:
+            metrics.update(gain.compute())
+            protocol["denoising"] = model.corruption
+
+    if "likelihood" in which:
+        count = options.likelihood_images or None
+        inputs, labels = _model_inputs(run, reference, options.seed, count)
+        print(f"genzoo: estimating the likelihood of {len(inputs)} images with {options.importance_samples} "
+              "importance samples each (--importance-samples and --likelihood-images make it quicker)",
+              file=sys.stderr)
+        estimate = estimate_log_likelihood(
+            model, inputs, labels, importance_samples=options.importance_samples, iwae_k=options.iwae_k,
+            generator=torch.Generator(device=_device(run)).manual_seed(options.seed),
+        )
+        protocol["likelihood"] = {
+            "binarization": binarization_protocol(run, options.seed),
+            "importance_samples": estimate.pop("importance_samples"),
+            "num_images": estimate.pop("num_images"),
+            "units": "nats per image",
+        }
+        metrics.update(estimate)
+
+    return {
+        "run": str(run.path),
+        "model": run.config.model,
+        "dataset": run.config.data.dataset,
+        "metrics": metrics,
+        "floors": floors,
+        "protocol": protocol,
+        "skipped": {m: reason for m, reason in skipped.items()
+                    if (not options.metrics or m in options.metrics) and m not in options.exclude},
+        "options": asdict(options),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table of a result: metric, value, real-vs-real floor."""
+    lines = [f"{result['model']} on {result['dataset']} ({result['protocol'].get('split', 'test')} split)"]
+    width = max([len(k) for k in result["metrics"]] + [6])
+    lines.append(f"  {'metric':<{width}}  {'value':>12}  {'floor':>12}")
+    for name, value in result["metrics"].items():
+        floor = result["floors"].get(name)
+        floor_text = f"{floor:12.4f}" if floor is not None else ""
+        lines.append(f"  {name:<{width}}  {value:12.4f}  {floor_text}")
+    for key, value in result["protocol"].items():
+        lines.append(f"  {key}: {value}")
+    for name, reason in result["skipped"].items():
+        lines.append(f"  skipped {name}: {reason}")
+    return "\n".join(lines)
+
+
+def write_result(result: dict, path: Path) -> None:
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
