@@ -24,6 +24,15 @@ def run_cli(*argv) -> int:
     return main([str(a) for a in argv])
 
 
+def is_conditional(name: str) -> bool:
+    from genzoo.data import load_dataset
+    from genzoo.runs import build_model
+
+    from .test_contract import tiny_config
+
+    return build_model(tiny_config(name), load_dataset("fake", "test").spec).conditional
+
+
 def tiny_set(name):
     return [arg for override in tiny_overrides(name) for arg in ("--set", override)]
 
@@ -87,7 +96,7 @@ def test_sample_png_and_npy(name, trained_runs, tmp_path):
     assert run_cli("sample", run, "--num", 12, "--out", tmp_path / "t.npy", "--seed", 2) == 0
     assert not np.array_equal(images, np.load(tmp_path / "t.npy"))
     labels_file = tmp_path / "s.labels.npy"
-    if MODELS[name].config.conditional:
+    if is_conditional(name):
         labels = np.load(labels_file)
         assert np.bincount(labels).tolist() == [3, 3, 3, 3]  # balanced over the 4 fake classes
         assert run_cli("sample", run, "--num", 5, "--out", tmp_path / "one.npy", "--label", 2) == 0
@@ -185,3 +194,90 @@ def test_ctrl_c_saves_and_the_run_resumes(tmp_path):
     finish = checkpoint["epoch"] + 1
     assert main(["train", "--resume", str(run), "--epochs", str(finish), "--no-progress"]) == 0
     assert (run / "samples" / f"epoch_{finish:04d}.png").exists()
+
+
+@pytest.fixture(scope="module")
+def fake_evaluator(tmp_path_factory):
+    """An evaluator for the 4-class fake data (random weights: enough to exercise the machinery)."""
+    import torch
+
+    from genzoo.evaluation.evaluator import EvaluatorNet, save_evaluator
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("evaluator") / "fake-v0.safetensors"
+    save_evaluator(EvaluatorNet(num_classes=4).eval(), path, version="fake-v0", dataset="fake",
+                   test_accuracy=0.25, class_names=("square", "disc", "cross", "ring"))
+    return path
+
+
+QUICK_EVAL = ["--num-samples", "64", "--importance-samples", "20", "--likelihood-images", "30"]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_evaluate_every_model(name, trained_runs, fake_evaluator, capsys):
+    import json
+
+    run = trained_runs[name]
+    assert run_cli("evaluate", run, *QUICK_EVAL) == 0
+    result = json.loads((run / "eval.json").read_text())
+    assert "test_loss" in result["metrics"]
+    if issubclass(MODELS[name].model_class, Sampler):
+        assert "no evaluator for dataset 'fake'" in result["skipped"]["fd"]
+    assert run_cli("evaluate", run, *QUICK_EVAL, "--evaluator", fake_evaluator) == 0
+    result = json.loads((run / "eval.json").read_text())
+    metrics = result["metrics"]
+    if issubclass(MODELS[name].model_class, Sampler):
+        assert {"fd", "kid_x1000", "precision", "classifier_score", "classes_covered"} <= set(metrics)
+        assert {"fd", "kid_x1000", "precision"} <= set(result["floors"])
+        assert result["protocol"]["evaluator"]["version"] == "fake-v0"
+        assert ("conditional_accuracy" in metrics) == is_conditional(name)
+    if name in ("vae", "cvae"):
+        assert metrics["nll"] <= metrics["neg_iwae_20"] + 1e-6 <= metrics["neg_elbo"] + 2e-6
+        assert result["protocol"]["likelihood"]["importance_samples"] == 20
+    if name == "dae":
+        assert metrics["denoising_gain"] > 0
+    if name in ("ae", "dae"):
+        assert 0 < metrics["reconstruction_mse"] < 1
+    assert ("fake-v0" in capsys.readouterr().out) == issubclass(MODELS[name].model_class, Sampler)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "{runs}/vae", "--metrics", "fd,nonsense"], "unknown metric 'nonsense'"),
+        (["evaluate", "{runs}/vae", "--metrics", "fd"], "does not apply: no evaluator for dataset 'fake'"),
+        (["evaluate", "{runs}/ae", "--metrics", "likelihood"], "does not apply: ae has no importance-sampled"),
+        (["evaluate", "{runs}/vae", "--num-samples", "0"], "--num-samples must be at least 1"),
+        (["evaluate", "{runs}/vae", "--evaluator", "{runs}/vae/config.toml"], "not a genzoo evaluator"),
+        (["benchmark", "nosuch"], "unknown benchmark protocol 'nosuch'"),
+        (["benchmark", "mnist", "--rows", "gan"], "has no row 'gan'"),
+    ],
+)
+def test_evaluation_errors_are_one_line(argv, message, trained_runs, capsys):
+    values = {"runs": trained_runs["vae"].parent}
+    assert run_cli(*[arg.format(**values) for arg in argv]) != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genzoo: error:") and message in lines[0], lines
+
+
+def test_inpaint_command(trained_runs, tmp_path, capsys):
+    source = tmp_path / "digit.png"
+    Image.new("L", (40, 40), color=200).save(source)
+    out = tmp_path / "filled.png"
+    assert run_cli("inpaint", trained_runs["context-encoder"], "--input", source, "--mask", "centre", "--out", out) == 0
+    with Image.open(out) as image:
+        filled = np.asarray(image)
+    assert filled.shape == (28, 28)
+    assert abs(int(filled[0, 0]) - 200) <= 1  # context pixels are the input's (resized)
+    assert run_cli("inpaint", trained_runs["vae"], "--input", source, "--out", out) == 1
+    assert "does not inpaint" in capsys.readouterr().err
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert run_cli("inpaint", trained_runs["context-encoder"], "--input", tmp_path / "broken.png", "--out", out) == 1
+    assert "cannot read image" in capsys.readouterr().err
+
+
+def test_progress_animation(trained_runs, tmp_path):
+    out = tmp_path / "progress.gif"
+    assert run_cli("plot", trained_runs["gan"], "progress", "--out", out) == 0
+    with Image.open(out) as image:
+        assert image.format == "GIF" and image.n_frames == 1  # one epoch trained

@@ -190,3 +190,17 @@ def test_with_the_exact_posterior_every_weight_is_the_likelihood():
     exact_nll = -float(np.mean(model.exact_log_likelihood(x)))
     for name in ("nll", "neg_iwae_10", "neg_elbo"):
         assert result[name] == pytest.approx(exact_nll, abs=1e-9)
+
+
+def test_bundled_evaluator_is_accurate_and_its_accuracy_is_the_real_images_conditional_accuracy(mnist_dir):
+    from genzoo.data import load_dataset
+    from genzoo.evaluation.evaluator import bundled_evaluator
+
+    evaluator = bundled_evaluator("mnist")
+    assert evaluator.version == "mnist-v1" and evaluator.test_accuracy >= 0.993
+    test = load_dataset("mnist", "test", data_dir=mnist_dir)
+    _, probabilities = evaluator.features_and_probabilities(test.images.float() / 255)
+    accuracy = ConditionalAccuracy()
+    accuracy.update(probabilities, test.labels)
+    assert accuracy.compute()["conditional_accuracy"] == pytest.approx(evaluator.test_accuracy, abs=1e-6)
+    assert bundled_evaluator("kmnist") is None  # not trained here: no KMNIST data on these machines

@@ -8,6 +8,11 @@ TINY = {
     "dae": {"conv_channels": "4,8", "latent_dim": "4"},
     "vae": {"conv_channels": "4,8", "hidden_dims": "16", "latent_dim": "2"},
     "cvae": {"conv_channels": "4,8", "hidden_dims": "16", "latent_dim": "2"},
+    "gan": {"generator_dims": "16", "discriminator_dims": "16", "latent_dim": "4"},
+    "cgan": {"generator_dims": "16", "discriminator_dims": "16", "latent_dim": "4"},
+    "dcgan": {"generator_channels": "4", "discriminator_channels": "4", "latent_dim": "4"},
+    "context-encoder": {"channels": "4,8", "bottleneck": "8", "discriminator_channels": "4"},
+    "lapgan": {"coarse_dims": "16", "residual_channels": "4", "latent_dim": "4"},
 }
 
 

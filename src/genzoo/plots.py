@@ -17,12 +17,14 @@ matplotlib.use("Agg")  # files only; genzoo never opens windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from .data import ImageData, to_model_input, to_unit_range  # noqa: E402
 from .errors import GenzooError  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
 from .images import interleave_rows, make_grid  # noqa: E402
-from .models.base import Denoiser, LatentCodec, Sampler  # noqa: E402
+from .models.base import Denoiser, Inpainter, LatentCodec, Sampler  # noqa: E402
+from .models.lapgan import LAPGAN  # noqa: E402
 from .runs import Run, load_split, read_metrics  # noqa: E402
 
 MANIFOLD_PERCENTILES = (0.01, 0.99)  # the manifold grid spans this range of the test codes
@@ -282,6 +284,72 @@ def plot_style_transfer(run: Run, test: ImageData, out: Path, options: PlotOptio
     return save_figure(fig, out)
 
 
+@torch.no_grad()
+def plot_inpainting(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Rows of masked test images, their inpainting, and the originals (centre holes, then random)."""
+    rows = options.num or 2
+    index = _pick(test, rows * 10, options.seed)
+    images, _ = _test_inputs(run, test, index, options.seed)
+    panels, labels = [], []
+    for kind in ("centre", "random"):
+        mask = run.model.make_mask(len(images), kind, torch.Generator().manual_seed(options.seed))
+        panels.append(interleave_rows(_display(run, images * (1 - mask)), run.model.inpaint(images, mask),
+                                      _display(run, images), row_length=10))
+        labels += [f"masked ({kind})", "inpainted", "original"] * rows
+    fig = grid_figure(torch.cat(panels), ncol=10, title=f"{run.config.model}: inpainting test images",
+                      row_labels=labels)
+    return save_figure(fig, out)
+
+
+@torch.no_grad()
+def plot_pyramid(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """LAPGAN samples from coarse to fine: one row per sample, one column per pyramid level
+    (coarse levels shown enlarged to the final size)."""
+    rows = options.num or 8
+    steps = run.model.sample_pyramid(rows, torch.Generator().manual_seed(options.seed))
+    size = steps[-1].shape[-2:]
+    shown = [_display(run, F.interpolate(step, size=size, mode="nearest")) for step in steps]
+    grid = torch.stack(shown, dim=1).flatten(0, 1)  # (rows, levels, C, H, W) -> (rows*levels, C, H, W)
+    col_labels = [f"{s.shape[-2]}x{s.shape[-1]}" for s in steps]
+    fig = grid_figure(grid, ncol=len(steps), title=f"{run.config.model}: coarse to fine", col_labels=col_labels)
+    return save_figure(fig, out)
+
+
+def plot_progress(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
+    """The per-epoch grids (same latents every epoch) as one picture of training over time: the
+    first ``num`` rows (default 2) of up to 8 evenly spaced epochs, first and last included.
+    With ``--out X.gif``: every epoch's whole grid as the frames of an animation."""
+    from PIL import Image
+
+    files = sorted((run.path / "samples").glob("epoch_*.png"))
+    if not files:
+        raise GenzooError(f"{run.path / 'samples'} holds no per-epoch grids yet")
+    if out.suffix.lower() == ".gif":
+        frames = [Image.open(f).convert("P") for f in files]
+        buffer = io.BytesIO()
+        frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=400, loop=0)
+        if not out.parent.is_dir():
+            raise GenzooError(f"{out.parent}: directory does not exist")
+        atomic_write_bytes(out, buffer.getvalue())
+        return out
+    chosen = sorted({round(i * (len(files) - 1) / max(1, min(8, len(files)) - 1)) for i in range(min(8, len(files)))})
+    rows = options.num or 2
+    strips, labels = [], []
+    for index in chosen:
+        grid = np.asarray(Image.open(files[index]).convert("L"))
+        cell = (grid.shape[1] - 2) // 10  # grids are 10 columns of (side + 2 px padding), 2x enlarged
+        strips.append(grid[: rows * cell + 2])
+        labels.append(f"epoch {int(files[index].stem.split('_')[1])}")
+    fig, axes = plt.subplots(len(strips), 1, figsize=(6, 0.75 * rows * len(strips) + 0.5))
+    for ax, strip, label in zip(np.atleast_1d(axes), strips, labels, strict=True):
+        ax.imshow(strip, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(f"{run.config.model}: the same latents after each epoch", fontsize=10)
+    return save_figure(fig, out)
+
+
 def plot_losses(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
     """Training loss per step (and its running mean), train and test loss per epoch."""
     return save_figure(loss_figure(run.path, run.config.model), out)
@@ -339,6 +407,10 @@ PLOTS: dict[str, PlotKind] = {
                               "decoded path between two test images"),
     "style-transfer": PlotKind(plot_style_transfer, (LatentCodec,), "a conditional encoder and decoder",
                                "a digit's style decoded with every label"),
+    "inpainting": PlotKind(plot_inpainting, (Inpainter,), "an inpainting model",
+                           "masked / inpainted / original test images"),
+    "pyramid": PlotKind(plot_pyramid, (LAPGAN,), "a LAPGAN", "samples from coarse to fine"),
+    "progress": PlotKind(plot_progress, (), "", "the per-epoch grids over training (.png, or .gif animation)"),
     "losses": PlotKind(plot_losses, (), "", "loss curves from metrics.jsonl"),
 }
 
@@ -362,6 +434,6 @@ def make_plot(run: Run, kind: str, out: str | Path, options: PlotOptions = PlotO
         raise GenzooError(f"plot {kind!r} needs {plot.needs_description}; model {run.config.model!r} has none "
                           f"(its plots: {', '.join(kinds_for(run.model))})")
     test = None
-    if kind != "losses":
+    if kind not in ("losses", "progress"):
         test = load_split(run.config.data, "test")
     return plot.function(run, test, Path(out), options)

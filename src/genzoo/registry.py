@@ -14,7 +14,7 @@ from typing import Any
 
 from .data import DataSpec
 from .errors import ConfigError
-from .models import autoencoder, vae
+from .models import autoencoder, context_encoder, dcgan, gan, lapgan, vae
 from .models.base import GenerativeModel
 
 
@@ -75,6 +75,42 @@ MODELS: dict[str, ModelEntry] = {
             "conditional VAE: the label conditions encoder and decoder",
             "Sohn, Lee & Yan 2015, NeurIPS",
             {name: dataclasses.replace(cfg, conditional=True) for name, cfg in vae.PRESETS.items()},
+        ),
+        ModelEntry(
+            "gan",
+            gan.GAN,
+            gan.GANConfig(),
+            "GAN with MLPs (G 256-512-1024, D 1024-512-256), the lectures' architecture",
+            "Goodfellow et al. 2014, NeurIPS",
+        ),
+        ModelEntry(
+            "cgan",
+            gan.GAN,
+            gan.GANConfig(conditional=True),
+            "conditional GAN: the label conditions generator and discriminator",
+            "Mirza & Osindero 2014, arXiv:1411.1784",
+        ),
+        ModelEntry(
+            "dcgan",
+            dcgan.DCGAN,
+            dcgan.PRESETS["radford"],
+            "deep convolutional GAN: Radford et al. guidelines, or the upsampling (Keras) generator",
+            "Radford, Metz & Chintala 2016, ICLR",
+            dcgan.PRESETS,
+        ),
+        ModelEntry(
+            "context-encoder",
+            context_encoder.ContextEncoder,
+            context_encoder.ContextEncoderConfig(),
+            "inpainting: an encoder-decoder fills a masked square, L2 + adversarial loss",
+            "Pathak et al. 2016, CVPR",
+        ),
+        ModelEntry(
+            "lapgan",
+            lapgan.LAPGAN,
+            lapgan.LAPGANConfig(),
+            "Laplacian pyramid of GANs: a coarse GAN, then residual GANs coarse to fine",
+            "Denton, Chintala, Szlam & Fergus 2015, NeurIPS",
         ),
     )
 }

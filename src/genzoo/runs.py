@@ -21,8 +21,10 @@ from .config import DataConfig, RunConfig, TrainConfig, from_toml, to_toml
 from .data import DataSpec, ImageData, load_dataset
 from .data.idx import IDX_SOURCES
 from .errors import ConfigError, RunDirError
+from .evaluation.callbacks import SampleQuality
+from .evaluation.evaluator import bundled_evaluator
 from .fileio import atomic_write_text
-from .models.base import GenerativeModel
+from .models.base import GenerativeModel, Sampler
 from .registry import get_entry
 from .trainer import CHECKPOINT, METRICS, WEIGHTS, Callback, Trainer
 
@@ -97,9 +99,12 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callbacks: tuple[Callback, ...] = (),
+    sample_quality: bool = True,
 ) -> Trainer:
     """Train ``config`` into ``run_dir`` (a new directory, or an existing one with ``resume``).
 
+    With ``sample_quality``, models that sample on a dataset genzoo ships an evaluator for get
+    the evaluator's classifier score and class coverage of 1000 samples after every epoch.
     Returns the :class:`Trainer` (its ``model`` is trained; ``stop_requested`` tells whether the run
     was interrupted).
     """
@@ -128,6 +133,10 @@ def train(
             "torch_version": torch.__version__,
         }
         atomic_write_text(run_dir / META, json.dumps(meta, indent=2) + "\n")
+    if sample_quality and isinstance(model, Sampler):
+        evaluator = bundled_evaluator(config.data.dataset)
+        if evaluator is not None:
+            callbacks = (*callbacks, SampleQuality(evaluator))
     trainer = Trainer(
         model, train_data, test_data, config.train, run_dir=run_dir, device=device, progress=progress,
         callbacks=callbacks,

@@ -48,6 +48,10 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer, summary: dict[str, float]) -> None:
         pass
 
+    def epoch_metrics(self, trainer: Trainer) -> dict[str, float]:
+        """Extra metrics for the epoch's record in metrics.jsonl (computed after evaluation)."""
+        return {}
+
 
 class Trainer:
     """Trains one model on one dataset into one run directory."""
@@ -209,6 +213,8 @@ class Trainer:
         summary = {"kind": "epoch", "epoch": self.epoch + 1, "step": self.global_step}
         summary.update({f"train/{k}": v / max(total, 1) for k, v in self.epoch_sums.items()})
         summary.update({f"test/{k}": v for k, v in self.evaluate().items()})
+        for callback in self.callbacks:
+            summary.update(callback.epoch_metrics(self))
         summary["seconds"] = round(seconds, 3)
         summary["images_per_second"] = round(steps * self.config.batch_size / max(seconds, 1e-9), 1)
         self._save_preview()

@@ -73,10 +73,16 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
 }
 
 
+def _experiment(config):
+    """A config without the fields that do not change the experiment (where data and compute are)."""
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=""),
+                               train=dataclasses.replace(config.train, device="cpu"))
+
+
 def _train_row(row: Row, run_dir: Path, data_dir: str, progress: bool) -> None:
     config = row.config(data_dir)
     if (run_dir / CHECKPOINT).exists():
-        if read_config(run_dir / CONFIG) != config:
+        if _experiment(read_config(run_dir / CONFIG)) != _experiment(config):
             raise GenzooError(f"{run_dir} holds a run with another config; remove it or use another --runs-dir")
         checkpoint = torch.load(run_dir / CHECKPOINT, weights_only=True)
         if checkpoint["epoch"] < row.epochs:

@@ -18,7 +18,8 @@ import torch
 from ..data import BatchLoader, ImageData, to_model_input, to_unit_range
 from ..errors import GenzooError
 from ..fileio import atomic_write_text
-from ..models.base import Denoiser, ImportanceSampled, LatentCodec, Sampler
+from ..models.base import Denoiser, ImportanceSampled, Inpainter, LatentCodec, Sampler
+from ..models.context_encoder import mean_fill
 from ..runs import Run, load_split
 from ..trainer import evaluate_loss
 from .evaluator import Evaluator, bundled_evaluator, load_evaluator
@@ -35,7 +36,7 @@ from .metrics import (
 )
 
 SAMPLE_METRICS = ("fd", "kid", "prdc", "classifier-score", "class-coverage", "conditional-accuracy")
-METRICS = ("test-loss", *SAMPLE_METRICS, "reconstruction", "denoising", "likelihood")
+METRICS = ("test-loss", *SAMPLE_METRICS, "reconstruction", "denoising", "inpainting", "likelihood")
 CHUNK = 1000  # images generated / encoded at once
 
 
@@ -71,6 +72,8 @@ def applicable(run: Run, evaluator: Evaluator | None) -> tuple[list[str], dict[s
         reasons["reconstruction"] = f"{name} does not reconstruct"
     if not isinstance(model, Denoiser) or model.corruption == "none":
         reasons["denoising"] = f"{name} is not a denoising model"
+    if not isinstance(model, Inpainter):
+        reasons["inpainting"] = f"{name} does not inpaint"
     if not isinstance(model, ImportanceSampled):
         reasons["likelihood"] = f"{name} has no importance-sampled likelihood"
     return [m for m in METRICS if m not in reasons], reasons
@@ -205,6 +208,11 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> 
             metrics.update(gain.compute())
             protocol["denoising"] = model.corruption
 
+    if "inpainting" in which:
+        metrics.update(inpainting_errors(run, reference, options.seed))
+        protocol["inpainting"] = (f"{model.config.mask_size}x{model.config.mask_size} centre hole; baseline: the "
+                                  "mean of the pixels within 2 px around the hole; MSE of [0, 1] pixels in the hole")
+
     if "likelihood" in which:
         count = options.likelihood_images or None
         inputs, labels = _model_inputs(run, reference, options.seed, count)
@@ -235,6 +243,23 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> 
         "options": asdict(options),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+@torch.no_grad()
+def inpainting_errors(run: Run, data: ImageData, seed: int) -> dict[str, float]:
+    """Mean squared error inside the centre hole: the model's filling and the mean-fill baseline."""
+    inputs, _ = _model_inputs(run, data, seed)
+    model, sums = run.model, {"inpainting_mse": 0.0, "mean_fill_mse": 0.0}
+    for x in inputs.split(CHUNK):
+        mask = model.make_mask(len(x), "centre")
+        truth = to_unit_range(x, model.data_format)
+        holes = mask.sum() * x.shape[1]
+        sums["inpainting_mse"] += float(((model.inpaint(x, mask) - truth).pow(2) * mask).sum() / holes) * len(x)
+        baseline = mean_fill(truth, mask)
+        sums["mean_fill_mse"] += float(((baseline - truth).pow(2) * mask).sum() / holes) * len(x)
+    result = {name: total / len(inputs) for name, total in sums.items()}
+    result["inpainting_gain"] = result["mean_fill_mse"] / max(result["inpainting_mse"], 1e-12)
+    return result
 
 
 def format_table(result: dict) -> str:

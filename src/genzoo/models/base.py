@@ -135,3 +135,16 @@ class ImportanceSampled(abc.ABC):
 
         ``images`` (B, C, H, W) in the model's format; returns (num_samples, B) in nats. For a
         conditional model every term is conditioned on the label."""
+
+
+class Inpainter(abc.ABC):
+    """A model that fills a masked region of an image from its context."""
+
+    @abc.abstractmethod
+    def make_mask(self, num: int, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Masks (num, 1, H, W), 1.0 where pixels are missing. ``kind``: "centre" or "random"."""
+
+    @abc.abstractmethod
+    def inpaint(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Model-format images (B, C, H, W) with the masked region filled in, as [0, 1] images; the
+        pixels outside the mask are the input's."""

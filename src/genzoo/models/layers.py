@@ -4,6 +4,7 @@ likelihood terms. Model files compose these instead of copying them."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -12,16 +13,29 @@ from torch import nn
 from ..data import DataSpec
 
 
-def mlp(sizes: list[int], *, activation: type[nn.Module] = nn.ReLU, batch_norm: bool = False) -> nn.Sequential:
-    """Linear layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``, an activation after each
-    (including the last: heads are added by the caller)."""
+def mlp(
+    sizes: list[int] | tuple[int, ...],
+    *,
+    activation: Callable[[], nn.Module] = nn.ReLU,
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """Linear layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``, each followed by optional batch
+    norm, the activation and optional dropout (the last too: heads are added by the caller)."""
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers.append(nn.Linear(fan_in, fan_out))
         if batch_norm:
             layers.append(nn.BatchNorm1d(fan_out, momentum=0.1))
         layers.append(activation())
+        if dropout:
+            layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def leaky_relu() -> nn.Module:
+    """LeakyReLU with slope 0.2, the GAN papers' choice (Radford et al. 2016)."""
+    return nn.LeakyReLU(0.2)
 
 
 def one_hot(labels: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:
@@ -101,7 +115,7 @@ class ImageDecoder(nn.Module):
         if conv_channels:
             layers.append(nn.ReLU())
             channels = list(reversed(conv_channels))
-            for in_channels, out_channels in zip(channels, channels[1:] + [channels[-1]], strict=False):
+            for in_channels, out_channels in zip(channels, channels[1:] + [channels[-1]], strict=True):
                 layers.append(
                     nn.ConvTranspose2d(
                         in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1

@@ -1,0 +1,128 @@
+"""Deep convolutional GAN, with the two generators the lectures show.
+
+``radford`` follows Radford, Metz & Chintala (2016): transposed convolutions, batch norm in both
+networks (not on the generator's output nor the discriminator's input), ReLU in the generator with
+a tanh output, LeakyReLU(0.2) in the discriminator, no pooling.
+
+``upsampling`` is the Keras/Brownlee-style model: the generator upsamples by repetition
+(UpSampling2D) and convolves (4x4, 128 filters), the discriminator is two strided 3x3 convolutions
+with LeakyReLU and dropout(0.4). It costs about 1.8 GFLOP per image per training iteration
+(see ``benchmarks/throughput.py``), ten times the ``radford`` default.
+
+Both take images whose height and width are multiples of 4 (28 -> 7 -> 14 -> 28).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..data import DataSpec
+from .adversarial import AdversarialTraining, LatentGAN, validate
+from .layers import leaky_relu
+
+
+@dataclass(frozen=True)
+class DCGANConfig(AdversarialTraining):
+    architecture: Literal["radford", "upsampling"] = "radford"
+    latent_dim: int = 100
+    generator_channels: int = 64  # radford: feature maps 2C at H/4, C at H/2; upsampling: C throughout
+    discriminator_channels: int = 64  # radford: C at H/2, 2C at H/4; upsampling: C, C
+    dropout: float = 0.4  # upsampling discriminator only (Brownlee)
+
+
+PRESETS = {
+    "radford": DCGANConfig(),
+    "upsampling": DCGANConfig(architecture="upsampling", generator_channels=128, discriminator_channels=64),
+}
+
+
+def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
+    g, d = config.generator_channels, config.discriminator_channels
+    h, w = spec.height // 4, spec.width // 4
+    generator = nn.Sequential(
+        nn.Linear(config.latent_dim, 2 * g * h * w, bias=False),
+        nn.Unflatten(1, (2 * g, h, w)),  # (B, 2g*h*w) -> (B, 2g, h, w)
+        nn.BatchNorm2d(2 * g, momentum=0.1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(2 * g, g, kernel_size=4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(g, momentum=0.1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(g, spec.channels, kernel_size=4, stride=2, padding=1),
+        nn.Tanh(),
+    )
+    discriminator = nn.Sequential(
+        nn.Conv2d(spec.channels, d, kernel_size=4, stride=2, padding=1),
+        leaky_relu(),
+        nn.Conv2d(d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(2 * d, momentum=0.1),
+        leaky_relu(),
+        nn.Flatten(),
+        nn.Linear(2 * d * h * w, 1),
+    )
+    return generator, discriminator
+
+
+def same_conv4(c_in: int, c_out: int) -> list[nn.Module]:
+    """A 4x4 convolution keeping height and width, padded as Keras' 'same' (1 before, 2 after)."""
+    return [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(c_in, c_out, kernel_size=4)]
+
+
+def upsampling_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
+    g, d = config.generator_channels, config.discriminator_channels
+    h, w = spec.height // 4, spec.width // 4
+    generator = nn.Sequential(
+        nn.Linear(config.latent_dim, g * h * w),
+        leaky_relu(),
+        nn.Unflatten(1, (g, h, w)),  # (B, g*h*w) -> (B, g, h, w)
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        *same_conv4(g, g),
+        leaky_relu(),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        *same_conv4(g, g),
+        leaky_relu(),
+        nn.Conv2d(g, spec.channels, kernel_size=7, padding=3),
+        nn.Tanh(),
+    )
+    discriminator = nn.Sequential(
+        nn.Conv2d(spec.channels, d, kernel_size=3, stride=2, padding=1),
+        leaky_relu(),
+        nn.Dropout(config.dropout),
+        nn.Conv2d(d, d, kernel_size=3, stride=2, padding=1),
+        leaky_relu(),
+        nn.Dropout(config.dropout),
+        nn.Flatten(),
+        nn.Linear(d * h * w, 1),
+    )
+    return generator, discriminator
+
+
+def init_weights(module: nn.Module) -> None:
+    """N(0, 0.02) weights and unit-mean batch-norm scales (Radford et al. 2016, sec. 4)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGAN(LatentGAN):
+    def __init__(self, config: DCGANConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        validate(config)
+        if spec.height % 4 or spec.width % 4:
+            raise ValueError(f"dcgan needs image sides that are multiples of 4, not {spec.height}x{spec.width}")
+        build = radford_networks if config.architecture == "radford" else upsampling_networks
+        self.generator, self.discriminator = build(config, spec)
+        self.apply(init_weights)
+
+    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(latents)
+
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.discriminator(images).squeeze(1)

@@ -1,0 +1,57 @@
+"""Generative adversarial network with MLPs (Goodfellow et al. 2014), the lectures' architecture,
+and its conditional form (Mirza & Osindero 2014), where the one-hot label is concatenated to the
+generator's noise and to the discriminator's input.
+
+Generator 100 -> 256 -> 512 -> 1024 -> 784, LeakyReLU(0.2), tanh output; discriminator
+784 -> 1024 -> 512 -> 256 -> 1, LeakyReLU(0.2) and dropout. Pixels in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..data import DataSpec
+from .adversarial import AdversarialTraining, LatentGAN, validate
+from .layers import leaky_relu, mlp, one_hot
+
+
+@dataclass(frozen=True)
+class GANConfig(AdversarialTraining):
+    latent_dim: int = 100  # z ~ N(0, I)
+    generator_dims: tuple[int, ...] = (256, 512, 1024)
+    discriminator_dims: tuple[int, ...] = (1024, 512, 256)
+    dropout: float = 0.3  # in the discriminator, after every hidden layer
+    conditional: bool = False  # condition both networks on the one-hot label (CGAN)
+
+
+class GAN(LatentGAN):
+    """MLP GAN; ``config.conditional`` makes it a conditional GAN."""
+
+    def __init__(self, config: GANConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        validate(config)
+        if config.conditional and spec.num_classes < 2:
+            raise ValueError("a conditional GAN needs a labelled dataset (2 classes or more)")
+        self.conditional = config.conditional
+        condition_dim = spec.num_classes if config.conditional else 0
+        g_sizes = (config.latent_dim + condition_dim, *config.generator_dims)
+        self.generator = nn.Sequential(
+            mlp(g_sizes, activation=leaky_relu), nn.Linear(g_sizes[-1], spec.num_pixels), nn.Tanh()
+        )
+        d_sizes = (spec.num_pixels + condition_dim, *config.discriminator_dims)
+        self.discriminator = nn.Sequential(
+            mlp(d_sizes, activation=leaky_relu, dropout=config.dropout), nn.Linear(d_sizes[-1], 1)
+        )
+
+    def _condition(self, features: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        condition = one_hot(self.check_labels(labels, len(features)), self.spec.num_classes)
+        return features if condition is None else torch.cat([features, condition], dim=1)
+
+    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(self._condition(latents, labels)).view(-1, *self.spec.shape)
+
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.discriminator(self._condition(images.flatten(1), labels)).squeeze(1)

@@ -1,0 +1,180 @@
+"""Laplacian pyramid of adversarial networks (Denton, Chintala, Szlam & Fergus 2015).
+
+An image I_0 is decomposed into a pyramid: I_{k+1} = downsample(I_k) (2x2 average), and band-pass
+residuals h_k = I_k - upsample(I_{k+1}) (bilinear). A GAN generates the coarsest image I_K from
+noise; at every finer level a conditional GAN generates the residual h_k from noise and the
+upsampled coarser image l_k = upsample(I_{k+1}), and I_k = l_k + h_k. Levels are trained
+independently on real pyramids (each level's generator is conditioned on the real coarser image);
+sampling runs the cascade from coarse to fine.
+
+For 28x28 MNIST with 3 levels: 7x7 (an MLP GAN), 14x14 and 28x28 (convolutional residual GANs).
+All levels are played as one game: the discriminators' logits are stacked (B, levels), so one
+pair of optimizers covers every level's networks (their parameters are disjoint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Batch, DataFormat, DataSpec, to_unit_range
+from .adversarial import (
+    AdversarialTraining,
+    adam_pair,
+    adversarial_evaluation,
+    adversarial_iteration,
+    validate,
+)
+from .base import GenerativeModel, Metrics, Sampler
+from .layers import leaky_relu, mlp
+
+
+@dataclass(frozen=True)
+class LAPGANConfig(AdversarialTraining):
+    levels: int = 3  # pyramid levels; the coarsest side is the image side / 2^(levels - 1)
+    latent_dim: int = 100  # noise of the coarsest GAN
+    coarse_dims: tuple[int, ...] = (512, 512)  # hidden layers of the coarsest G and D (MLPs)
+    residual_channels: int = 32  # width of the residual generators and discriminators
+    dropout: float = 0.3  # coarsest discriminator
+
+
+def downsample(images: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(images, kernel_size=2)
+
+
+def upsample(images: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def laplacian_pyramid(images: torch.Tensor, levels: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(coarsest image I_K, [residual h_{K-1}, ..., h_0] from coarse to fine)."""
+    gaussian = [images]
+    for _ in range(levels - 1):
+        gaussian.append(downsample(gaussian[-1]))
+    residuals = [gaussian[k] - upsample(gaussian[k + 1]) for k in range(levels - 2, -1, -1)]
+    return gaussian[-1], residuals
+
+
+class ResidualGenerator(nn.Module):
+    """(upsampled coarse image l, noise plane) -> residual h, same height and width."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels + 1, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1), nn.ReLU(),
+            nn.Conv2d(width, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1), nn.ReLU(),
+            nn.Conv2d(width, channels, kernel_size=3, padding=1),
+        )
+
+    def forward(self, coarse: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([coarse, noise], dim=1))
+
+
+def residual_discriminator(channels: int, width: int, size: tuple[int, int]) -> nn.Module:
+    """(l, h) stacked on channels -> logit."""
+    body = nn.Sequential(
+        nn.Conv2d(2 * channels, width, kernel_size=4, stride=2, padding=1), leaky_relu(),
+        nn.Conv2d(width, 2 * width, kernel_size=4, stride=2, padding=1), leaky_relu(),
+        nn.Flatten(),
+    )
+    with torch.no_grad():
+        features = body(torch.zeros(1, 2 * channels, *size)).shape[1]
+    return nn.Sequential(body, nn.Linear(features, 1))
+
+
+class LAPGAN(GenerativeModel, Sampler):
+    def __init__(self, config: LAPGANConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        validate(config)
+        scale = 2 ** (config.levels - 1)
+        if config.levels < 2 or spec.height % scale or spec.width % scale:
+            raise ValueError(f"{config.levels} pyramid levels need image sides divisible by {scale} (and levels >= 2)")
+        c = spec.channels
+        self.coarse_shape = (c, spec.height // scale, spec.width // scale)
+        coarse_pixels = c * self.coarse_shape[1] * self.coarse_shape[2]
+        g_sizes = (config.latent_dim, *config.coarse_dims)
+        self.coarse_generator = nn.Sequential(mlp(g_sizes, activation=leaky_relu), nn.Linear(g_sizes[-1], coarse_pixels),
+                                              nn.Tanh())
+        d_sizes = (coarse_pixels, *config.coarse_dims)
+        self.coarse_discriminator = nn.Sequential(mlp(d_sizes, activation=leaky_relu, dropout=config.dropout),
+                                                  nn.Linear(d_sizes[-1], 1))
+        sizes = [(spec.height // 2**k, spec.width // 2**k) for k in range(config.levels - 2, -1, -1)]  # coarse -> fine
+        self.sizes = sizes
+        self.residual_generators = nn.ModuleList(ResidualGenerator(c, config.residual_channels) for _ in sizes)
+        self.residual_discriminators = nn.ModuleList(
+            residual_discriminator(c, config.residual_channels, size) for size in sizes
+        )
+
+    @property
+    def data_format(self) -> DataFormat:
+        return DataFormat(value_range="symmetric")
+
+    # A "pyramid sample" travels through the adversarial iteration packed into one tensor per image:
+    # [I_K, (l, h) for each finer level], flattened and concatenated.
+    def pack(self, coarse: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        parts = [coarse.flatten(1)] + [torch.cat([condition, residual], dim=1).flatten(1) for condition, residual in pairs]
+        return torch.cat(parts, dim=1)
+
+    def unpack(self, packed: torch.Tensor):
+        c = self.spec.channels
+        sizes = [self.coarse_shape[1] * self.coarse_shape[2] * c] + [2 * c * h * w for h, w in self.sizes]
+        parts = packed.split(sizes, dim=1)
+        coarse = parts[0].view(-1, *self.coarse_shape)
+        pairs = [part.view(-1, 2 * c, h, w) for part, (h, w) in zip(parts[1:], self.sizes, strict=True)]
+        return coarse, pairs
+
+    def discriminate(self, packed: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Packed pyramids -> logits (B, levels), one per level's discriminator."""
+        coarse, pairs = self.unpack(packed)
+        logits = [self.coarse_discriminator(coarse.flatten(1))]
+        logits += [d(pair) for d, pair in zip(self.residual_discriminators, pairs, strict=True)]
+        return torch.cat(logits, dim=1)
+
+    def _noise(self, shape, generator):
+        return torch.randn(shape, generator=generator, device=next(self.parameters()).device)
+
+    def _real_and_fake(self, images: torch.Tensor, generator: torch.Generator):
+        coarse, residuals = laplacian_pyramid(images, self.config.levels)
+        real_pairs, fake_pairs, level = [], [], coarse
+        for residual, g in zip(residuals, self.residual_generators, strict=True):
+            condition = upsample(level)  # l_k from the real coarser image
+            noise = self._noise((len(images), 1, *condition.shape[2:]), generator)
+            real_pairs.append((condition, residual))
+            fake_pairs.append((condition, g(condition, noise)))
+            level = condition + residual
+        fake_coarse = self.coarse_generator(self._noise((len(images), self.config.latent_dim), generator))
+        return self.pack(coarse, real_pairs), self.pack(fake_coarse.view(-1, *self.coarse_shape), fake_pairs)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return adam_pair(
+            self.config,
+            [*self.coarse_generator.parameters(), *self.residual_generators.parameters()],
+            [*self.coarse_discriminator.parameters(), *self.residual_discriminators.parameters()],
+        )
+
+    def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
+        real, fake = self._real_and_fake(batch.images, generator)
+        return adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake)
+
+    def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
+        real, fake = self._real_and_fake(batch.images, generator)
+        return adversarial_evaluation(self.config, self.discriminate, real=real, fake=fake)
+
+    def sample_pyramid(self, num: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """The cascade from coarse to fine: [I_K, I_{K-1}, ..., I_0], each in [-1, 1]."""
+        level = self.coarse_generator(self._noise((num, self.config.latent_dim), generator)).view(-1, *self.coarse_shape)
+        steps = [level]
+        for g in self.residual_generators:
+            condition = upsample(level)
+            level = condition + g(condition, self._noise((num, 1, *condition.shape[2:]), generator))
+            steps.append(level)
+        return steps
+
+    def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        return to_unit_range(self.sample_pyramid(num, generator)[-1], self.data_format)
+
+    def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
+        return self.sample(len(batch), generator=generator)

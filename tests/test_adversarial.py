@@ -1,0 +1,122 @@
+"""The adversarial family: the game's losses, one generator pass per iteration, k discriminator
+steps, the context encoder's masks and baseline, the Laplacian pyramid, and collapse warnings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import genzoo
+from genzoo.data import BatchLoader, load_dataset
+from genzoo.models.adversarial import discriminator_loss, generator_loss
+from genzoo.models.context_encoder import mean_fill, square_masks
+from genzoo.models.lapgan import laplacian_pyramid, upsample
+from genzoo.runs import build_model
+
+from .test_contract import tiny_config
+
+
+def test_generator_losses_are_the_papers_formulas():
+    p = torch.tensor([0.1, 0.5, 0.9])
+    logits = torch.log(p / (1 - p))
+    assert torch.allclose(generator_loss(logits, "non-saturating"), (-p.log()).mean())
+    assert torch.allclose(generator_loss(logits, "minimax"), (1 - p).log().mean())
+
+
+def test_one_sided_label_smoothing_changes_only_the_real_targets():
+    real, fake = torch.tensor([2.0, 3.0]), torch.tensor([-1.0, 0.5])
+    sig = torch.sigmoid
+    expected = (-(0.9 * sig(real).log() + 0.1 * (1 - sig(real)).log())).mean() + (-(1 - sig(fake)).log()).mean()
+    assert torch.allclose(discriminator_loss(real, fake, label_smoothing=0.1), expected)
+
+
+def count_calls(module: torch.nn.Module) -> list[int]:
+    calls = [0]
+    module.register_forward_hook(lambda *args: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize(("name", "network"), [("gan", "generator"), ("cgan", "generator"), ("dcgan", "generator"),
+                                                ("context-encoder", "decoder"), ("lapgan", "coarse_generator")])
+@pytest.mark.parametrize("k", [1, 2])
+def test_one_generator_pass_and_k_discriminator_steps_per_iteration(name, network, k):
+    config = genzoo.apply_overrides(tiny_config(name), [f"discriminator_steps={k}"])
+    data = load_dataset("fake", "train")
+    model = build_model(config, data.spec)
+    optimizers = model.configure_optimizers()
+    generator_calls = count_calls(getattr(model, network))
+    steps = {"generator": 0, "discriminator": 0}
+    for role, optimizer in optimizers.items():
+        optimizer.register_step_post_hook(lambda *args, role=role: steps.__setitem__(role, steps[role] + 1))
+    batch = next(BatchLoader(data, batch_size=32, fmt=model.data_format, drop_last=True).batches(None, None))
+    metrics = model.train_step(batch, optimizers, generator=torch.Generator().manual_seed(0))
+    assert generator_calls[0] == 1
+    assert steps == {"generator": 1, "discriminator": k}
+    assert {"discriminator_loss", "generator_loss", "d_real", "d_fake"} <= set(metrics)
+    assert 0 < float(metrics["d_real"]) < 1 and 0 < float(metrics["d_fake"]) < 1
+
+
+def test_square_masks_and_the_mean_fill_baseline():
+    centre = square_masks(2, 28, 28, 14, "centre", None, "cpu")
+    assert centre.shape == (2, 1, 28, 28) and centre.sum() == 2 * 14 * 14
+    assert centre[0, 0, 7:21, 7:21].all() and centre[0, 0, 6].sum() == 0
+    random = square_masks(50, 28, 28, 10, "random", torch.Generator().manual_seed(0), "cpu")
+    assert (random.sum((1, 2, 3)) == 100).all()
+    assert len({tuple(torch.nonzero(m[0])[0].tolist()) for m in random}) > 10  # holes move
+    images = torch.zeros(1, 1, 28, 28)
+    images[..., 5:23, 5:23] = 0.5  # a 2-pixel ring of 0.5 around the centre hole, zeros further out
+    filled = mean_fill(images, centre[:1], ring=2)
+    assert torch.allclose(filled[..., 7:21, 7:21], torch.tensor(0.5))
+    assert torch.equal(filled * (1 - centre[:1]), images * (1 - centre[:1]))
+
+
+def test_inpainting_keeps_the_context_pixels():
+    data = load_dataset("fake", "test")
+    model = build_model(tiny_config("context-encoder"), data.spec).eval()
+    images = data.images[:4].float() / 255 * 2 - 1
+    mask = model.make_mask(4, "centre")
+    with torch.no_grad():
+        filled = model.inpaint(images, mask)
+    outside = (1 - mask).bool().expand_as(images)
+    assert torch.allclose(filled[outside], ((images + 1) / 2)[outside])
+
+
+def test_laplacian_pyramid_reconstructs_the_image_exactly():
+    images = torch.rand(3, 1, 28, 28)
+    coarse, residuals = laplacian_pyramid(images, levels=3)
+    assert coarse.shape == (3, 1, 7, 7) and [r.shape[-1] for r in residuals] == [14, 28]
+    level = coarse
+    for residual in residuals:
+        level = upsample(level) + residual
+    assert torch.allclose(level, images, atol=1e-6)
+
+
+def test_lapgan_samples_every_pyramid_level():
+    model = build_model(tiny_config("lapgan"), load_dataset("fake", "test").spec).eval()
+    with torch.no_grad():
+        steps = model.sample_pyramid(2, torch.Generator().manual_seed(0))
+    assert [s.shape[-1] for s in steps] == [7, 14, 28]
+
+
+def test_sample_quality_is_logged_and_collapse_is_warned_about(tmp_path, capsys):
+    from genzoo.evaluation.callbacks import SampleQuality
+    from genzoo.evaluation.evaluator import Evaluator, EvaluatorNet
+    from genzoo.runs import read_metrics
+
+    torch.manual_seed(0)
+    evaluator = Evaluator("random-v0", "fake", EvaluatorNet(num_classes=4).eval(), 0.25, ("a", "b", "c", "d"))
+    config = tiny_config("gan", epochs=1, max_batches=2, eval_batches=1)
+    trainer = genzoo.train(config, tmp_path / "run", progress=False,
+                           callbacks=(SampleQuality(evaluator, num_samples=200),))
+    _, epochs = read_metrics(tmp_path / "run")
+    assert {"eval/classifier_score", "eval/classes_covered", "eval/class_entropy_bits"} <= set(epochs[0])
+    # A generator that draws one image for every z: one class, and a warning.
+    with torch.no_grad():
+        for parameter in trainer.model.generator.parameters():
+            parameter.zero_()
+    metrics = SampleQuality(evaluator, num_samples=200).epoch_metrics(trainer)
+    assert metrics["eval/classes_covered"] == 1 and metrics["eval/class_entropy_bits"] == 0
+    assert "cover only 1 of 4 classes (mode collapse?)" in capsys.readouterr().err
+    assert math.isclose(metrics["eval/classifier_score"], 1.0, rel_tol=1e-6)
