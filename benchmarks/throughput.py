@@ -31,7 +31,9 @@ def random_mnist(count: int, generator: torch.Generator) -> ImageData:
 
 
 def measure(name: str, *, steps: int, warmup: int, device: torch.device) -> dict[str, float]:
-    config = genzoo.default_config(name)
+    """``name`` is a model, or MODEL:PRESET."""
+    model_name, _, preset = name.partition(":")
+    config = genzoo.default_config(model_name, preset=preset or None)
     batch_size = config.train.batch_size
     generator = torch.Generator().manual_seed(0)
     data = random_mnist(batch_size * (steps + warmup + 1), generator).to(device)
@@ -62,11 +64,14 @@ def measure(name: str, *, steps: int, warmup: int, device: torch.device) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=[*MODELS, "dcgan:upsampling"],
+                        help="models, or MODEL:PRESET (default: every model, and the upsampling DCGAN)")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     args = parser.parse_args(argv)
+    for name in args.models:
+        genzoo.get_entry(name.partition(":")[0])  # a clear error for a misspelt model
     device = select_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
     print("| model | batch | images/s | GFLOP/step (fwd+bwd) | GFLOP/s |")

@@ -210,7 +210,8 @@ def fake_evaluator(tmp_path_factory):
     return path
 
 
-QUICK_EVAL = ["--num-samples", "64", "--importance-samples", "20", "--likelihood-images", "30"]
+QUICK_EVAL = ["--num-samples", "64", "--importance-samples", "20", "--likelihood-images", "30",
+              "--ais-chains", "10", "--ais-steps", "100"]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -231,6 +232,9 @@ def test_evaluate_every_model(name, trained_runs, fake_evaluator, capsys):
         assert {"fd", "kid_x1000", "precision"} <= set(result["floors"])
         assert result["protocol"]["evaluator"]["version"] == "fake-v0"
         assert ("conditional_accuracy" in metrics) == is_conditional(name)
+    if name == "rbm":
+        assert metrics["nll_low"] <= metrics["nll"] <= metrics["nll_high"]
+        assert result["protocol"]["likelihood"]["ais_steps"] == 100
     if name in ("vae", "cvae"):
         assert metrics["nll"] <= metrics["neg_iwae_20"] + 1e-6 <= metrics["neg_elbo"] + 2e-6
         assert result["protocol"]["likelihood"]["importance_samples"] == 20
@@ -246,7 +250,7 @@ def test_evaluate_every_model(name, trained_runs, fake_evaluator, capsys):
     [
         (["evaluate", "{runs}/vae", "--metrics", "fd,nonsense"], "unknown metric 'nonsense'"),
         (["evaluate", "{runs}/vae", "--metrics", "fd"], "does not apply: no evaluator for dataset 'fake'"),
-        (["evaluate", "{runs}/ae", "--metrics", "likelihood"], "does not apply: ae has no importance-sampled"),
+        (["evaluate", "{runs}/ae", "--metrics", "likelihood"], "does not apply: ae has no likelihood estimate"),
         (["evaluate", "{runs}/vae", "--num-samples", "0"], "--num-samples must be at least 1"),
         (["evaluate", "{runs}/vae", "--evaluator", "{runs}/vae/config.toml"], "not a genzoo evaluator"),
         (["benchmark", "nosuch"], "unknown benchmark protocol 'nosuch'"),

@@ -12,6 +12,7 @@ TINY = {
     "cgan": {"generator_dims": "16", "discriminator_dims": "16", "latent_dim": "4"},
     "dcgan": {"generator_channels": "4", "discriminator_channels": "4", "latent_dim": "4"},
     "context-encoder": {"channels": "4,8", "bottleneck": "8", "discriminator_channels": "4"},
+    "rbm": {"hidden_units": "8", "gibbs_steps": "5", "persistent_chains": "10", "learning_rate": "0.001"},
     "lapgan": {"coarse_dims": "16", "residual_channels": "4", "latent_dim": "4"},
 }
 

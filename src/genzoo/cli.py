@@ -107,6 +107,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--importance-samples", type=int, default=1000,
                    help="K of the importance-sampled NLL (default 1000; the README's figures use 5000)")
     p.add_argument("--likelihood-images", type=int, default=0, help="images used for likelihoods (default all)")
+    p.add_argument("--ais-chains", type=int, default=100, help="AIS chains for log Z (Boltzmann machines)")
+    p.add_argument("--ais-steps", type=int, default=14_500, help="AIS intermediate distributions")
     p.add_argument("--evaluator", help="a .safetensors evaluator (default: the one genzoo ships for the dataset)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
 
@@ -338,7 +340,7 @@ def cmd_inpaint(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluation.suite import EvaluationOptions, evaluate_run, format_table, write_result
 
-    for flag in ("num_samples", "importance_samples"):
+    for flag in ("num_samples", "importance_samples", "ais_chains", "ais_steps"):
         if getattr(args, flag) < 1:
             raise GenzooError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.likelihood_images < 0:
@@ -348,6 +350,7 @@ def cmd_evaluate(args) -> int:
         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else (),
         num_samples=args.num_samples, split=args.split, seed=args.seed,
         importance_samples=args.importance_samples, likelihood_images=args.likelihood_images,
+        ais_chains=args.ais_chains, ais_steps=args.ais_steps,
         evaluator=args.evaluator or "",
     )
     result = evaluate_run(run, options)

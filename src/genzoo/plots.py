@@ -25,6 +25,7 @@ from .fileio import atomic_write_bytes  # noqa: E402
 from .images import interleave_rows, make_grid  # noqa: E402
 from .models.base import Denoiser, Inpainter, LatentCodec, Sampler  # noqa: E402
 from .models.lapgan import LAPGAN  # noqa: E402
+from .models.rbm import RBM  # noqa: E402
 from .runs import Run, load_split, read_metrics  # noqa: E402
 
 MANIFOLD_PERCENTILES = (0.01, 0.99)  # the manifold grid spans this range of the test codes
@@ -315,6 +316,35 @@ def plot_pyramid(run: Run, test: ImageData, out: Path, options: PlotOptions) -> 
     return save_figure(fig, out)
 
 
+CHAIN_STEPS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@torch.no_grad()
+def plot_chain(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Gibbs chains over steps: rows 1..n start at test images, rows n+1..2n at random binary
+    images; columns show p(v|h) after 0, 1, 2, 5, ..., 1000 sweeps."""
+    rows = options.num or 4
+    generator = torch.Generator().manual_seed(options.seed)
+    images, _ = _test_inputs(run, test, _pick(test, rows, options.seed), options.seed)
+    starts = torch.cat([images.flatten(1), run.model.random_start(rows, generator)])
+    shown = run.model.gibbs_chain(starts, CHAIN_STEPS[-1], generator, record=list(CHAIN_STEPS))
+    grid = torch.stack(shown, dim=1).flatten(0, 1)  # (2 rows, steps, C, H, W) -> (2 rows * steps, C, H, W)
+    fig = grid_figure(grid, ncol=len(CHAIN_STEPS), title=f"{run.config.model}: Gibbs chains (data start, then random)",
+                      col_labels=[str(s) for s in CHAIN_STEPS], row_labels=["data"] * rows + ["random"] * rows)
+    return save_figure(fig, out)
+
+
+@torch.no_grad()
+def plot_filters(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
+    """The first ``num`` (default 100) hidden units' weights as images, each scaled to its own range."""
+    weight = run.model.layer.weight.detach().cpu().T  # (H, V)
+    count = min(options.num or 100, len(weight))
+    tiles = weight[:count]
+    low, high = tiles.min(1, keepdim=True).values, tiles.max(1, keepdim=True).values
+    tiles = ((tiles - low) / (high - low).clamp(min=1e-12)).view(count, *run.model.spec.shape)
+    return save_figure(grid_figure(tiles, ncol=10, title=f"{run.config.model}: weights of {count} hidden units"), out)
+
+
 def plot_progress(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
     """The per-epoch grids (same latents every epoch) as one picture of training over time: the
     first ``num`` rows (default 2) of up to 8 evenly spaced epochs, first and last included.
@@ -410,6 +440,8 @@ PLOTS: dict[str, PlotKind] = {
     "inpainting": PlotKind(plot_inpainting, (Inpainter,), "an inpainting model",
                            "masked / inpainted / original test images"),
     "pyramid": PlotKind(plot_pyramid, (LAPGAN,), "a LAPGAN", "samples from coarse to fine"),
+    "chain": PlotKind(plot_chain, (RBM,), "a restricted Boltzmann machine", "Gibbs chains over steps"),
+    "filters": PlotKind(plot_filters, (RBM,), "a restricted Boltzmann machine", "hidden units' weights as images"),
     "progress": PlotKind(plot_progress, (), "", "the per-epoch grids over training (.png, or .gif animation)"),
     "losses": PlotKind(plot_losses, (), "", "loss curves from metrics.jsonl"),
 }
@@ -434,6 +466,6 @@ def make_plot(run: Run, kind: str, out: str | Path, options: PlotOptions = PlotO
         raise GenzooError(f"plot {kind!r} needs {plot.needs_description}; model {run.config.model!r} has none "
                           f"(its plots: {', '.join(kinds_for(run.model))})")
     test = None
-    if kind not in ("losses", "progress"):
+    if kind not in ("losses", "progress", "filters"):
         test = load_split(run.config.data, "test")
     return plot.function(run, test, Path(out), options)

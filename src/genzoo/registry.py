@@ -14,7 +14,7 @@ from typing import Any
 
 from .data import DataSpec
 from .errors import ConfigError
-from .models import autoencoder, context_encoder, dcgan, gan, lapgan, vae
+from .models import autoencoder, context_encoder, dcgan, gan, lapgan, rbm, vae
 from .models.base import GenerativeModel
 
 
@@ -111,6 +111,14 @@ MODELS: dict[str, ModelEntry] = {
             lapgan.LAPGANConfig(),
             "Laplacian pyramid of GANs: a coarse GAN, then residual GANs coarse to fine",
             "Denton, Chintala, Szlam & Fergus 2015, NeurIPS",
+        ),
+        ModelEntry(
+            "rbm",
+            rbm.RBM,
+            rbm.RBMConfig(),
+            "restricted Boltzmann machine, CD-k or PCD, Gibbs sampling, AIS likelihood",
+            "Hinton 2002; Salakhutdinov & Murray 2008, ICML",
+            batch_size=100,
         ),
     )
 }

@@ -59,9 +59,16 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         Row("dae", "dae", 10, note="conv denoising autoencoder, salt noise on 20 % of pixels"),
         Row("vae-2d", "vae", 10, evaluation=GREY_EVAL, note="the lectures' conv VAE with a 2-D latent, grey-level BCE"),
         Row("cvae-2d", "cvae", 10, evaluation=GREY_EVAL, note="conditional conv VAE, 2-D latent"),
-        Row("vae-binarized", "vae", 50, BINARIZED_CONV_VAE, evaluation=LIKELIHOOD_EVAL,
+        Row("cgan", "cgan", 30, note="conditional MLP GAN"),
+        Row("gan", "gan", 30, note="the lectures' MLP GAN, non-saturating loss"),
+        Row("dcgan", "dcgan", 5, note="Radford et al. DCGAN (generator 128-64 channels)"),
+        Row("dcgan-upsampling", "dcgan", 1, preset="upsampling",
+            note="the lectures' UpSampling2D + conv DCGAN (128 channels), about 1.8 GFLOP per image per iteration"),
+        Row("context-encoder", "context-encoder", 5, note="inpainting a 14x14 centre hole"),
+        Row("lapgan", "lapgan", 10, note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs"),
+        Row("vae-binarized", "vae", 40, BINARIZED_CONV_VAE, evaluation=LIKELIHOOD_EVAL,
             note="conv VAE (16/32 channels, dense 256, 32-D latent) on dynamically binarised MNIST, ELBO"),
-        Row("iwae-binarized", "vae", 50, (*BINARIZED_CONV_VAE, "objective=iwae", "importance_samples=5"),
+        Row("iwae-binarized", "vae", 40, (*BINARIZED_CONV_VAE, "objective=iwae", "importance_samples=5"),
             evaluation=LIKELIHOOD_EVAL, note="the same network trained with the IWAE bound, k = 5"),
     ),
     # A few minutes end to end: one short run per capability, for checking the machinery.
@@ -93,7 +100,7 @@ def _train_row(row: Row, run_dir: Path, data_dir: str, progress: bool) -> None:
 
 def _evaluate_row(row: Row, run_dir: Path) -> dict:
     path = run_dir / "eval.json"
-    options = dataclasses.asdict(row.evaluation)
+    options = json.loads(json.dumps(dataclasses.asdict(row.evaluation)))  # tuples -> lists, as in the file
     if path.exists():
         cached = json.loads(path.read_text())
         if cached.get("options") == options:
@@ -169,13 +176,18 @@ def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
     likelihood = [(r, res) for r, res, _ in results if "nll" in res["metrics"]]
     if likelihood:
         lines += ["", "Likelihoods in nats per test image (lower is better):", "",
-                  "| row | NLL (importance sampled) | -IWAE bound | -ELBO | K | binarisation | test images |",
-                  "|---|---:|---:|---:|---:|---|---:|"]
+                  "| row | NLL | -IWAE bound | -ELBO | estimator | binarisation | test images |",
+                  "|---|---:|---:|---:|---|---|---:|"]
         for row, res in likelihood:
             m, p = res["metrics"], res["protocol"]["likelihood"]
-            iwae = next(((k, v) for k, v in m.items() if k.startswith("neg_iwae_")), ("-", None))
-            lines.append(f"| `{row.label}` | {m['nll']:.2f} | {_cell(iwae[1])} (k = {iwae[0][9:]}) | {m['neg_elbo']:.2f} | "
-                         f"{p['importance_samples']} | {p['binarization'].split(':')[0]} | {p['num_images']} |")
+            iwae = next(((k[9:], v) for k, v in m.items() if k.startswith("neg_iwae_")), None)
+            if p["method"] == "AIS":
+                nll = f"{m['nll']:.2f} ({m['nll_low']:.2f} .. {m['nll_high']:.2f})"
+                method = f"AIS, {p['ais_chains']} chains x {p['ais_steps']} steps"
+            else:
+                nll, method = f"{m['nll']:.2f}", f"importance sampling, K = {p['importance_samples']}"
+            lines.append(f"| `{row.label}` | {nll} | {f'{iwae[1]:.2f} (k = {iwae[0]})' if iwae else '-'} | "
+                         f"{_cell(m.get('neg_elbo'))} | {method} | {p['binarization'].split(':')[0]} | {p['num_images']} |")
         lines += ["", "Binarisation: *dynamic* = one fresh Bernoulli draw of each test image with a fixed seed "
                   "(the protocol of Burda et al. 2016); *none* = grey levels under a Bernoulli likelihood, "
                   "not a likelihood of binary data and not comparable with published figures."]
@@ -187,6 +199,15 @@ def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
             m = res["metrics"]
             gain = f"{m['denoising_gain']:.1f}x ({m['denoising_gain_db']:.1f} dB)" if "denoising_gain" in m else "-"
             lines.append(f"| `{row.label}` | {m['reconstruction_mse']:.4f} | {m['reconstruction_bce']:.1f} | {gain} |")
+    inpainting = [(r, res) for r, res, _ in results if "inpainting_mse" in res["metrics"]]
+    if inpainting:
+        lines += ["", "Inpainting the 14x14 centre hole of test images (MSE of [0, 1] pixels in the hole; the "
+                  "baseline fills the hole with the mean of the pixels within 2 px around it):", "",
+                  "| row | model MSE | mean-fill MSE | baseline / model |", "|---|---:|---:|---:|"]
+        for row, res in inpainting:
+            m = res["metrics"]
+            lines.append(f"| `{row.label}` | {m['inpainting_mse']:.4f} | {m['mean_fill_mse']:.4f} | "
+                         f"{m['inpainting_gain']:.2f}x |")
     notes = [f"- `{row.label}`: {row.note}" for row, _, _ in results if row.note]
     if notes:
         lines += ["", *notes]

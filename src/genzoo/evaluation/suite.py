@@ -18,7 +18,14 @@ import torch
 from ..data import BatchLoader, ImageData, to_model_input, to_unit_range
 from ..errors import GenzooError
 from ..fileio import atomic_write_text
-from ..models.base import Denoiser, ImportanceSampled, Inpainter, LatentCodec, Sampler
+from ..models.base import (
+    Denoiser,
+    ImportanceSampled,
+    Inpainter,
+    LatentCodec,
+    PartitionFunctionModel,
+    Sampler,
+)
 from ..models.context_encoder import mean_fill
 from ..runs import Run, load_split
 from ..trainer import evaluate_loss
@@ -49,6 +56,8 @@ class EvaluationOptions:
     seed: int = 0
     importance_samples: int = 1000  # K of the NLL estimate (5000 for the README's figures)
     iwae_k: int = 50
+    ais_chains: int = 100  # annealed importance sampling of log Z (Boltzmann machines)
+    ais_steps: int = 14_500  # intermediate distributions (Salakhutdinov & Murray 2008)
     likelihood_images: int = 0  # images of the split used for likelihoods; 0 = all
     evaluator: str = ""  # path of a user evaluator; "" = the one genzoo ships for the dataset
 
@@ -74,8 +83,8 @@ def applicable(run: Run, evaluator: Evaluator | None) -> tuple[list[str], dict[s
         reasons["denoising"] = f"{name} is not a denoising model"
     if not isinstance(model, Inpainter):
         reasons["inpainting"] = f"{name} does not inpaint"
-    if not isinstance(model, ImportanceSampled):
-        reasons["likelihood"] = f"{name} has no importance-sampled likelihood"
+    if not isinstance(model, (ImportanceSampled, PartitionFunctionModel)):
+        reasons["likelihood"] = f"{name} has no likelihood estimate"
     return [m for m in METRICS if m not in reasons], reasons
 
 
@@ -216,16 +225,23 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> 
     if "likelihood" in which:
         count = options.likelihood_images or None
         inputs, labels = _model_inputs(run, reference, options.seed, count)
-        print(f"genzoo: estimating the likelihood of {len(inputs)} images with {options.importance_samples} "
-              "importance samples each (--importance-samples and --likelihood-images make it quicker)",
-              file=sys.stderr)
-        estimate = estimate_log_likelihood(
-            model, inputs, labels, importance_samples=options.importance_samples, iwae_k=options.iwae_k,
-            generator=torch.Generator(device=_device(run)).manual_seed(options.seed),
-        )
+        generator = torch.Generator(device=_device(run)).manual_seed(options.seed)
+        if isinstance(model, PartitionFunctionModel):
+            print(f"genzoo: estimating log Z by AIS ({options.ais_chains} chains, {options.ais_steps} steps)",
+                  file=sys.stderr)
+            estimate = model.estimate_log_likelihood(inputs, num_chains=options.ais_chains,
+                                                     num_steps=options.ais_steps, generator=generator)
+            method = {"method": "AIS", "ais_chains": estimate.pop("ais_chains"), "ais_steps": estimate.pop("ais_steps")}
+        else:
+            print(f"genzoo: estimating the likelihood of {len(inputs)} images with {options.importance_samples} "
+                  "importance samples each (--importance-samples and --likelihood-images make it quicker)",
+                  file=sys.stderr)
+            estimate = estimate_log_likelihood(model, inputs, labels, importance_samples=options.importance_samples,
+                                               iwae_k=options.iwae_k, generator=generator)
+            method = {"method": "importance sampling", "importance_samples": estimate.pop("importance_samples")}
         protocol["likelihood"] = {
             "binarization": binarization_protocol(run, options.seed),
-            "importance_samples": estimate.pop("importance_samples"),
+            **method,
             "num_images": estimate.pop("num_images"),
             "units": "nats per image",
         }

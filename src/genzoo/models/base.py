@@ -148,3 +148,15 @@ class Inpainter(abc.ABC):
     def inpaint(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Model-format images (B, C, H, W) with the masked region filled in, as [0, 1] images; the
         pixels outside the mask are the input's."""
+
+
+class PartitionFunctionModel(abc.ABC):
+    """An undirected model: its log-likelihood is -F(v) - log Z, with log Z estimated by annealed
+    importance sampling (Salakhutdinov & Murray 2008)."""
+
+    @abc.abstractmethod
+    def estimate_log_likelihood(
+        self, images: torch.Tensor, *, num_chains: int, num_steps: int, generator: torch.Generator | None
+    ) -> dict[str, float]:
+        """Mean test log-likelihood terms for binary ``images`` (B, C, H, W): returns ``nll`` (nats
+        per image), ``log_z`` with its ``log_z_low`` / ``log_z_high`` error bars, and the counts."""

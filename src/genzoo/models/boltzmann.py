@@ -1,0 +1,155 @@
+"""Shared pieces of the Boltzmann machines: a Bernoulli-Bernoulli RBM layer, Gibbs steps,
+contrastive-divergence statistics and annealed importance sampling.
+
+Notation (the lectures'): visible units v (V), hidden units h (H), weights W (V, H), visible
+biases b (V), hidden biases c (H).
+
+    E(v, h) = -b.v - c.h - v.W.h
+    F(v)    = -b.v - sum_j softplus(c_j + (v W)_j)        (free energy: p(v) = exp(-F(v)) / Z)
+    p(h_j = 1 | v) = sigmoid(c_j + (v W)_j),   p(v_i = 1 | h) = sigmoid(b_i + (W h)_i)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RBMLayer(nn.Module):
+    """The parameters of one RBM and its conditionals. Training is done by the model that owns
+    it (contrastive divergence fills in ``.grad``; no autograd)."""
+
+    def __init__(self, visible: int, hidden: int, *, generator: torch.Generator | None = None):
+        super().__init__()
+        # Small random weights, zero biases (Hinton 2010, "A practical guide to training RBMs", sec. 8).
+        self.weight = nn.Parameter(0.01 * torch.randn(visible, hidden, generator=generator))
+        self.visible_bias = nn.Parameter(torch.zeros(visible))
+        self.hidden_bias = nn.Parameter(torch.zeros(hidden))
+
+    def hidden_probabilities(self, visible: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(visible @ self.weight + self.hidden_bias)
+
+    def visible_probabilities(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(hidden @ self.weight.T + self.visible_bias)
+
+    def free_energy(self, visible: torch.Tensor) -> torch.Tensor:
+        """F(v) per row (B,), in nats."""
+        return -(visible @ self.visible_bias) - F.softplus(visible @ self.weight + self.hidden_bias).sum(1)
+
+    def gibbs_step(self, visible: torch.Tensor, generator: torch.Generator | None):
+        """v -> h ~ p(h|v) -> v' ~ p(v|h'); returns (v' samples, p(v'|h))."""
+        hidden = torch.bernoulli(self.hidden_probabilities(visible), generator=generator)
+        probabilities = self.visible_probabilities(hidden)
+        return torch.bernoulli(probabilities, generator=generator), probabilities
+
+
+@torch.no_grad()
+def contrastive_divergence(
+    layer: RBMLayer,
+    data: torch.Tensor,
+    negative_start: torch.Tensor,
+    *,
+    steps: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Fill ``layer``'s ``.grad`` with the negative log-likelihood gradient estimated by CD-k
+    (negative chains started at the data) or PCD-k (started at persistent chains):
+
+        -dlog p/dW = -(<v h>_data - <v h>_model), with h replaced by p(h|v) in both terms
+        (Hinton 2002; Tieleman 2008 for persistent chains).
+
+    Returns the chains' final visible samples (the new persistent state).
+    """
+    positive_hidden = layer.hidden_probabilities(data)
+    visible = negative_start
+    for _ in range(steps):
+        visible, _ = layer.gibbs_step(visible, generator)
+    negative_hidden = layer.hidden_probabilities(visible)
+    layer.weight.grad = -(data.T @ positive_hidden / len(data) - visible.T @ negative_hidden / len(visible))
+    layer.visible_bias.grad = -(data.mean(0) - visible.mean(0))
+    layer.hidden_bias.grad = -(positive_hidden.mean(0) - negative_hidden.mean(0))
+    return visible
+
+
+def sgd_with_momentum(layers: list[RBMLayer], *, learning_rate: float, momentum: float, weight_decay: float):
+    """SGD with momentum; L2 weight decay on the weights only, not the biases (Hinton 2010, sec. 10)."""
+    weights = [layer.weight for layer in layers]
+    biases = [p for layer in layers for p in (layer.visible_bias, layer.hidden_bias)]
+    return torch.optim.SGD(
+        [{"params": weights, "weight_decay": weight_decay}, {"params": biases, "weight_decay": 0.0}],
+        lr=learning_rate, momentum=momentum,
+    )
+
+
+def base_rate_bias(pixel_sum: torch.Tensor, count: float, *, pseudocount: float = 0.05) -> torch.Tensor:
+    """Visible biases of the base-rate model: the log-odds of each pixel's mean over ``count``
+    training images, smoothed (Salakhutdinov & Murray 2008, sec. 4.2)."""
+    mean = (pixel_sum + pseudocount) / (count + 2 * pseudocount)
+    return torch.log(mean) - torch.log1p(-mean)
+
+
+def ais_schedule(num_steps: int) -> torch.Tensor:
+    """Inverse temperatures 0 = beta_0 < ... < beta_K = 1 in Salakhutdinov & Murray's proportions:
+    500 / 4000 / 10000 of 14500 steps on [0, 0.5], [0.5, 0.9], [0.9, 1]."""
+    counts = [max(1, round(num_steps * share)) for share in (500 / 14500, 4000 / 14500)]
+    counts.append(max(1, num_steps - sum(counts)))
+    pieces = [torch.linspace(lo, hi, n + 1, dtype=torch.float64)[:-1] for (lo, hi), n in
+              zip(((0.0, 0.5), (0.5, 0.9), (0.9, 1.0)), counts, strict=True)]
+    return torch.cat([*pieces, torch.ones(1, dtype=torch.float64)])
+
+
+@torch.no_grad()
+def ais_log_partition(
+    layer: RBMLayer,
+    base_bias: torch.Tensor,
+    *,
+    num_chains: int,
+    num_steps: int,
+    generator: torch.Generator | None,
+) -> dict[str, float]:
+    """log Z of an RBM by annealed importance sampling from a base-rate model
+    (Salakhutdinov & Murray 2008, sec. 4).
+
+    The intermediate distributions are p_beta(v) proportional to
+        exp((1 - beta) b_A.v + beta b.v) prod_j (1 + exp(beta (c_j + (v W)_j))),
+    sampled by one Gibbs sweep each. Returns ``log_z``, and ``log_z_low`` / ``log_z_high``:
+    log of the mean importance weight minus / plus three standard errors (the paper's error bars).
+    """
+    weight, b, c = layer.weight.double(), layer.visible_bias.double(), layer.hidden_bias.double()
+    base = base_bias.double().to(weight.device)
+    hidden_units = weight.shape[1]
+    log_z_base = F.softplus(base).sum() + hidden_units * math.log(2.0)
+
+    def log_p_star(v: torch.Tensor, activation: torch.Tensor, beta: float) -> torch.Tensor:
+        return (1 - beta) * (v @ base) + beta * (v @ b) + F.softplus(beta * activation).sum(1)
+
+    probabilities = torch.sigmoid(base).expand(num_chains, -1)
+    v = torch.bernoulli(probabilities, generator=generator)
+    log_w = torch.zeros(num_chains, dtype=torch.float64, device=weight.device)
+    betas = ais_schedule(num_steps).tolist()
+    for beta_previous, beta in zip(betas[:-1], betas[1:], strict=True):
+        activation = v @ weight + c  # (chains, H), shared by both terms and the transition
+        log_w += log_p_star(v, activation, beta) - log_p_star(v, activation, beta_previous)
+        hidden = torch.bernoulli(torch.sigmoid(beta * activation), generator=generator)
+        v = torch.bernoulli(torch.sigmoid((1 - beta) * base + beta * (hidden @ weight.T + b)), generator=generator)
+    log_mean = torch.logsumexp(log_w, 0) - math.log(num_chains)
+    relative = torch.exp(log_w - log_w.max())
+    spread = 3 * relative.std() / math.sqrt(num_chains) / relative.mean()
+    return {
+        "log_z": float(log_z_base + log_mean),
+        "log_z_low": float(log_z_base + log_mean + torch.log1p(-spread.clamp(max=1 - 1e-12))),
+        "log_z_high": float(log_z_base + log_mean + torch.log1p(spread)),
+    }
+
+
+@torch.no_grad()
+def exact_log_partition(layer: RBMLayer) -> float:
+    """log Z by enumerating every hidden configuration (for tests; H <= 20)."""
+    hidden_units = layer.weight.shape[1]
+    codes = torch.arange(2**hidden_units)
+    hidden = ((codes[:, None] >> torch.arange(hidden_units)) & 1).double()  # (2^H, H)
+    weight, b, c = layer.weight.double(), layer.visible_bias.double(), layer.hidden_bias.double()
+    return float(torch.logsumexp(hidden @ c + F.softplus(hidden @ weight.T + b).sum(1), 0))

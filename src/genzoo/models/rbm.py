@@ -1,0 +1,127 @@
+"""Restricted Boltzmann machine with binary visible and hidden units (Smolensky 1986; Hinton 2002),
+trained by contrastive divergence (CD-k) or persistent CD (PCD-k, Tieleman 2008) with momentum and
+weight decay: the gradient is filled in from Gibbs-chain statistics, with no autograd.
+
+Samples come from Gibbs chains; the log-likelihood from annealed importance sampling of log Z
+(Salakhutdinov & Murray 2008). Pixels are binarised (dynamically by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..data import Batch, DataFormat, DataSpec
+from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler
+from .boltzmann import (
+    RBMLayer,
+    ais_log_partition,
+    base_rate_bias,
+    contrastive_divergence,
+    sgd_with_momentum,
+)
+
+
+@dataclass(frozen=True)
+class RBMConfig:
+    hidden_units: int = 500  # Salakhutdinov & Murray 2008 report 500
+    cd_steps: int = 1  # k of CD-k / PCD-k (the paper's best RBM: CD-25)
+    persistent: bool = False  # PCD: negative chains persist across updates
+    persistent_chains: int = 100  # number of persistent chains (PCD only)
+    learning_rate: float = 0.05
+    momentum: float = 0.9  # Hinton 2010: 0.5 at first, then 0.9
+    weight_decay: float = 1e-4  # L2 on the weights (Hinton 2010: 1e-2 .. 1e-5)
+    binarize: Literal["dynamic", "static"] = "dynamic"
+    gibbs_steps: int = 1000  # Gibbs sweeps per sample drawn by `sample`
+
+
+class RBM(GenerativeModel, Sampler, PartitionFunctionModel):
+    def __init__(self, config: RBMConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        if config.hidden_units < 1 or config.cd_steps < 1:
+            raise ValueError("hidden_units and cd_steps must be positive")
+        self.layer = RBMLayer(spec.num_pixels, config.hidden_units)
+        # Persistent chains are state: saved, restored on resume. Started as fair coin flips.
+        self.register_buffer("chains", torch.bernoulli(torch.full((config.persistent_chains, spec.num_pixels), 0.5)))
+        # The base-rate model's visible biases for AIS: running pixel means of the training data.
+        self.register_buffer("pixel_sum", torch.zeros(spec.num_pixels))
+        self.register_buffer("pixel_count", torch.zeros(()))
+
+    @property
+    def data_format(self) -> DataFormat:
+        return DataFormat(value_range="unit", binarize=self.config.binarize)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"model": sgd_with_momentum([self.layer], learning_rate=c.learning_rate, momentum=c.momentum,
+                                           weight_decay=c.weight_decay)}
+
+    def reconstruction_error(self, visible: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the one-step mean-field reconstruction p(v | p(h|v)), nats per image:
+        a cheap progress signal (not a likelihood)."""
+        reconstruction = self.layer.visible_probabilities(self.layer.hidden_probabilities(visible))
+        return F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()
+
+    @torch.no_grad()
+    def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
+        visible = batch.images.flatten(1)  # (B, C, H, W) -> (B, V)
+        self.pixel_sum += visible.sum(0)
+        self.pixel_count += len(visible)
+        start = self.chains if self.config.persistent else visible
+        end = contrastive_divergence(self.layer, visible, start, steps=self.config.cd_steps, generator=generator)
+        if self.config.persistent:
+            self.chains.copy_(end)
+        optimizers["model"].step()
+        return {"loss": self.reconstruction_error(visible), "free_energy": self.layer.free_energy(visible).mean()}
+
+    def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
+        visible = batch.images.flatten(1)
+        return {"loss": self.reconstruction_error(visible), "free_energy": self.layer.free_energy(visible).mean()}
+
+    @torch.no_grad()
+    def gibbs_chain(self, start: torch.Tensor, steps: int, generator: torch.Generator | None,
+                    record: list[int] | None = None) -> list[torch.Tensor]:
+        """Run Gibbs sweeps from ``start`` (B, V); returns p(v|h) after each step in ``record``
+        (default: only the last), as images (B, C, H, W)."""
+        record = record or [steps]
+        visible, shown = start, []
+        if 0 in record:
+            shown.append(start.view(-1, *self.spec.shape))
+        for step in range(1, steps + 1):
+            visible, probabilities = self.layer.gibbs_step(visible, generator)
+            if step in record:
+                shown.append(probabilities.view(-1, *self.spec.shape))
+        return shown
+
+    def random_start(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
+        device = self.layer.weight.device
+        return torch.bernoulli(torch.full((num, self.spec.num_pixels), 0.5, device=device), generator=generator)
+
+    def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """p(v|h) after ``gibbs_steps`` sweeps from random binary images."""
+        return self.gibbs_chain(self.random_start(num, generator), self.config.gibbs_steps, generator)[-1]
+
+    def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
+        return self.sample(len(batch), generator=generator)
+
+    def base_rate(self) -> torch.Tensor:
+        """Visible biases of the AIS base-rate model, from the pixel means seen in training."""
+        return base_rate_bias(self.pixel_sum, float(self.pixel_count))
+
+    @torch.no_grad()
+    def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator) -> dict[str, float]:
+        partition = ais_log_partition(self.layer, self.base_rate(), num_chains=num_chains, num_steps=num_steps,
+                                      generator=generator)
+        free_energy = float(self.layer.free_energy(images.flatten(1).to(self.layer.weight.device)).double().mean())
+        return {
+            "nll": free_energy + partition["log_z"],
+            "nll_low": free_energy + partition["log_z_low"],
+            "nll_high": free_energy + partition["log_z_high"],
+            "log_z": partition["log_z"],
+            "ais_chains": num_chains,
+            "ais_steps": num_steps,
+            "num_images": len(images),
+        }

@@ -1,0 +1,90 @@
+"""Boltzmann machines against exact references: brute-force free energies and partition
+functions, autograd for the CD gradient, and AIS against enumeration."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genzoo.models.boltzmann import (
+    RBMLayer,
+    ais_log_partition,
+    ais_schedule,
+    base_rate_bias,
+    contrastive_divergence,
+    exact_log_partition,
+)
+
+
+def small_rbm(visible=12, hidden=8, scale=1.0, seed=0) -> RBMLayer:
+    g = torch.Generator().manual_seed(seed)
+    layer = RBMLayer(visible, hidden).double()
+    with torch.no_grad():
+        layer.weight.copy_(scale * torch.randn(visible, hidden, generator=g, dtype=torch.float64))
+        layer.visible_bias.copy_(0.5 * torch.randn(visible, generator=g, dtype=torch.float64))
+        layer.hidden_bias.copy_(0.5 * torch.randn(hidden, generator=g, dtype=torch.float64))
+    return layer
+
+
+def all_binary(n: int) -> torch.Tensor:
+    codes = torch.arange(2**n)
+    return ((codes[:, None] >> torch.arange(n)) & 1).double()
+
+
+def energy(layer, v, h):
+    return -(v @ layer.visible_bias) - (h @ layer.hidden_bias) - ((v @ layer.weight) * h).sum(1)
+
+
+@torch.no_grad()
+def test_free_energy_is_the_brute_force_marginal():
+    layer = small_rbm()
+    v = torch.bernoulli(torch.full((5, 12), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(1))
+    hidden = all_binary(8)
+    for row in v:
+        brute = -torch.logsumexp(-energy(layer, row.expand(len(hidden), -1), hidden), 0)
+        assert float(layer.free_energy(row[None]).squeeze()) == pytest.approx(float(brute), abs=1e-10)
+
+
+@torch.no_grad()
+def test_exact_log_partition_matches_the_sum_over_both_layers():
+    layer = small_rbm(visible=6, hidden=5)
+    v, h = all_binary(6), all_binary(5)
+    pairs_v = v.repeat_interleave(len(h), 0)
+    pairs_h = h.repeat(len(v), 1)
+    brute = float(torch.logsumexp(-energy(layer, pairs_v, pairs_h), 0))
+    assert exact_log_partition(layer) == pytest.approx(brute, abs=1e-10)
+
+
+def test_cd_gradient_is_the_free_energy_difference_gradient():
+    layer = small_rbm().float()
+    g = torch.Generator().manual_seed(2)
+    data = torch.bernoulli(torch.full((16, 12), 0.3), generator=g)
+    negative = torch.bernoulli(torch.full((10, 12), 0.6), generator=g)
+    contrastive_divergence(layer, data, negative, steps=0, generator=g)  # k = 0: negatives as given
+    cd = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    loss = layer.free_energy(data).mean() - layer.free_energy(negative).mean()  # d/dθ of -log-lik. surrogate
+    loss.backward()
+    for ours, autograd in zip(cd, [p.grad for p in layer.parameters()], strict=True):
+        assert torch.allclose(ours, autograd, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.5])
+def test_ais_estimates_log_z_within_a_tenth_of_a_nat(scale):
+    layer = small_rbm(visible=20, hidden=10, scale=scale, seed=3)
+    exact = exact_log_partition(layer)
+    data = torch.bernoulli(torch.full((200, 20), 0.4, dtype=torch.float64), generator=torch.Generator().manual_seed(4))
+    base = base_rate_bias(data.sum(0), len(data))
+    result = ais_log_partition(layer, base, num_chains=200, num_steps=3000, generator=torch.Generator().manual_seed(5))
+    assert abs(result["log_z"] - exact) < 0.1, (result, exact)
+    assert result["log_z_low"] <= result["log_z"] <= result["log_z_high"]
+
+
+def test_ais_schedule_is_increasing_from_zero_to_one():
+    betas = ais_schedule(14_500)
+    assert len(betas) == 14_501 and betas[0] == 0 and betas[-1] == 1
+    assert torch.all(betas[1:] > betas[:-1])
+    assert abs(int((betas < 0.5).sum()) - 500) <= 1 and abs(int((betas < 0.9).sum()) - 4500) <= 1
+    assert math.isclose(float(betas[500]), 0.5)
