@@ -88,3 +88,25 @@ def test_ais_schedule_is_increasing_from_zero_to_one():
     assert torch.all(betas[1:] > betas[:-1])
     assert abs(int((betas < 0.5).sum()) - 500) <= 1 and abs(int((betas < 0.9).sum()) - 4500) <= 1
     assert math.isclose(float(betas[500]), 0.5)
+
+
+def test_dbn_trains_its_layers_greedily_bottom_up():
+    import genzoo
+    from genzoo.data import BatchLoader, load_dataset
+    from genzoo.runs import build_model
+
+    from .test_contract import tiny_config
+
+    data = load_dataset("fake", "train")
+    model = build_model(genzoo.apply_overrides(tiny_config("dbn"), ["updates_per_layer=3"]), data.spec)
+    optimizers = model.configure_optimizers()
+    loader = BatchLoader(data, batch_size=32, fmt=model.data_format, drop_last=True)
+    generator = torch.Generator().manual_seed(0)
+    trained = []
+    for batch in loader.batches(None, generator, limit=8):
+        before = [layer.weight.clone() for layer in model.layers]
+        model.train_step(batch, optimizers, generator=generator)
+        changed = [not torch.equal(b, layer.weight) for b, layer in zip(before, model.layers, strict=True)]
+        assert sum(changed) == 1  # one layer at a time
+        trained.append(changed.index(True))
+    assert trained == [0, 0, 0, 1, 1, 1, 1, 1]

@@ -254,7 +254,7 @@ def test_evaluate_every_model(name, trained_runs, fake_evaluator, capsys):
         (["evaluate", "{runs}/vae", "--num-samples", "0"], "--num-samples must be at least 1"),
         (["evaluate", "{runs}/vae", "--evaluator", "{runs}/vae/config.toml"], "not a genzoo evaluator"),
         (["benchmark", "nosuch"], "unknown benchmark protocol 'nosuch'"),
-        (["benchmark", "mnist", "--rows", "gan"], "has no row 'gan'"),
+        (["benchmark", "mnist", "--rows", "nosuchrow"], "has no row 'nosuchrow'"),
     ],
 )
 def test_evaluation_errors_are_one_line(argv, message, trained_runs, capsys):

@@ -23,7 +23,8 @@ from .data import ImageData, to_model_input, to_unit_range  # noqa: E402
 from .errors import GenzooError  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
 from .images import interleave_rows, make_grid  # noqa: E402
-from .models.base import Denoiser, Inpainter, LatentCodec, Sampler  # noqa: E402
+from .models.base import Denoiser, Inpainter, LatentCodec, Sampler, VisibleFilters  # noqa: E402
+from .models.draw import DRAW  # noqa: E402
 from .models.lapgan import LAPGAN  # noqa: E402
 from .models.rbm import RBM  # noqa: E402
 from .runs import Run, load_split, read_metrics  # noqa: E402
@@ -337,12 +338,39 @@ def plot_chain(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Pa
 @torch.no_grad()
 def plot_filters(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
     """The first ``num`` (default 100) hidden units' weights as images, each scaled to its own range."""
-    weight = run.model.layer.weight.detach().cpu().T  # (H, V)
+    weight = run.model.visible_filters().cpu()  # (H, V)
     count = min(options.num or 100, len(weight))
     tiles = weight[:count]
     low, high = tiles.min(1, keepdim=True).values, tiles.max(1, keepdim=True).values
     tiles = ((tiles - low) / (high - low).clamp(min=1e-12)).view(count, *run.model.spec.shape)
     return save_figure(grid_figure(tiles, ncol=10, title=f"{run.config.model}: weights of {count} hidden units"), out)
+
+
+@torch.no_grad()
+def plot_canvas(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
+    """DRAW generating: the canvas after each step (time left to right) for several samples, with
+    the write window drawn on it in red."""
+    from matplotlib.patches import Rectangle
+
+    rows = options.num or 6
+    canvases, windows = run.model.generate(rows, torch.Generator().manual_seed(options.seed))  # (T, rows, C, H, W)
+    steps = canvases.shape[0]
+    grid = canvases.transpose(0, 1).flatten(0, 1)  # (rows, T, ...) -> (rows*T, ...)
+    fig = grid_figure(grid, ncol=steps, title=f"{run.config.model}: the canvas at each of {steps} steps",
+                      col_labels=[str(t + 1) for t in range(steps)])
+    height, width = canvases.shape[-2:]
+    n = run.model.config.write_size
+    for t, window in enumerate(windows):
+        if window is None:
+            continue
+        centre, stride = window
+        for row in range(rows):
+            half = float(stride[row]) * n / 2
+            x0 = 2 + (width + 2) * t + float(centre[row, 0]) - half - 0.5
+            y0 = 2 + (height + 2) * row + float(centre[row, 1]) - half - 0.5
+            fig.axes[0].add_patch(Rectangle((x0, y0), 2 * half, 2 * half, fill=False, edgecolor="red", linewidth=0.6,
+                                            clip_on=True))
+    return save_figure(fig, out)
 
 
 def plot_progress(run: Run, test: ImageData | None, out: Path, options: PlotOptions) -> Path:
@@ -441,7 +469,8 @@ PLOTS: dict[str, PlotKind] = {
                            "masked / inpainted / original test images"),
     "pyramid": PlotKind(plot_pyramid, (LAPGAN,), "a LAPGAN", "samples from coarse to fine"),
     "chain": PlotKind(plot_chain, (RBM,), "a restricted Boltzmann machine", "Gibbs chains over steps"),
-    "filters": PlotKind(plot_filters, (RBM,), "a restricted Boltzmann machine", "hidden units' weights as images"),
+    "filters": PlotKind(plot_filters, (VisibleFilters,), "a Boltzmann machine", "first-layer weights as images"),
+    "canvas": PlotKind(plot_canvas, (DRAW,), "DRAW", "the canvas step by step, with the write window"),
     "progress": PlotKind(plot_progress, (), "", "the per-epoch grids over training (.png, or .gif animation)"),
     "losses": PlotKind(plot_losses, (), "", "loss curves from metrics.jsonl"),
 }
@@ -466,6 +495,6 @@ def make_plot(run: Run, kind: str, out: str | Path, options: PlotOptions = PlotO
         raise GenzooError(f"plot {kind!r} needs {plot.needs_description}; model {run.config.model!r} has none "
                           f"(its plots: {', '.join(kinds_for(run.model))})")
     test = None
-    if kind not in ("losses", "progress", "filters"):
+    if kind not in ("losses", "progress", "filters", "canvas"):
         test = load_split(run.config.data, "test")
     return plot.function(run, test, Path(out), options)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .data import DataSpec
 from .errors import ConfigError
-from .models import autoencoder, context_encoder, dcgan, gan, lapgan, rbm, vae
+from .models import autoencoder, context_encoder, dbn, dcgan, draw, gan, lapgan, rbm, vae
 from .models.base import GenerativeModel
 
 
@@ -119,6 +119,23 @@ MODELS: dict[str, ModelEntry] = {
             "restricted Boltzmann machine, CD-k or PCD, Gibbs sampling, AIS likelihood",
             "Hinton 2002; Salakhutdinov & Murray 2008, ICML",
             batch_size=100,
+        ),
+        ModelEntry(
+            "dbn",
+            dbn.DBN,
+            dbn.DBNConfig(),
+            "deep belief net: RBMs stacked greedily; Gibbs at the top, then a down pass",
+            "Hinton, Osindero & Teh 2006, Neural Computation",
+            {"2-layer": dbn.DBNConfig(), "3-layer": dbn.DBNConfig(hidden_layers=(500, 500, 2000))},
+            batch_size=100,
+        ),
+        ModelEntry(
+            "draw",
+            draw.DRAW,
+            draw.DRAWConfig(),
+            "DRAW: recurrent VAE writing a canvas over T steps, with Gaussian read/write attention",
+            "Gregor et al. 2015, ICML",
+            {"attention": draw.DRAWConfig(), "no-attention": draw.DRAWConfig(attention=False)},
         ),
     )
 }

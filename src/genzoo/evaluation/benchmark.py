@@ -46,6 +46,10 @@ class Row:
 # Likelihood rows use Burda et al.'s protocol: dynamically binarised MNIST, the NLL estimated with
 # K = 5000 importance samples on the full test set, IWAE bound with k = 50.
 LIKELIHOOD_EVAL = EvaluationOptions(importance_samples=5000, iwae_k=50)
+# Boltzmann machines: log Z by AIS with 100 chains and 14500 intermediate distributions.
+RBM_EVAL = EvaluationOptions(ais_chains=100, ais_steps=14_500)
+# DRAW's sequential sampler is too slow on CPU for K = 5000 on 10000 images: K = 100.
+DRAW_EVAL = EvaluationOptions(importance_samples=100, iwae_k=10)
 # Grey-level models: a Bernoulli "likelihood" of grey pixels is not a likelihood; leave it out.
 GREY_EVAL = EvaluationOptions(exclude=("likelihood",))
 BINARIZED_CONV_VAE = ("binarize=dynamic", "latent_dim=32", "conv_channels=16,32", "hidden_dims=256",
@@ -68,8 +72,13 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         Row("lapgan", "lapgan", 10, note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs"),
         Row("vae-binarized", "vae", 40, BINARIZED_CONV_VAE, evaluation=LIKELIHOOD_EVAL,
             note="conv VAE (16/32 channels, dense 256, 32-D latent) on dynamically binarised MNIST, ELBO"),
-        Row("iwae-binarized", "vae", 40, (*BINARIZED_CONV_VAE, "objective=iwae", "importance_samples=5"),
+        Row("iwae-binarized", "vae", 20, (*BINARIZED_CONV_VAE, "objective=iwae", "importance_samples=5"),
             evaluation=LIKELIHOOD_EVAL, note="the same network trained with the IWAE bound, k = 5"),
+        Row("rbm-cd25", "rbm", 10, ("cd_steps=25",), evaluation=RBM_EVAL,
+            note="RBM with 500 hidden units, CD-25, dynamically binarised MNIST"),
+        Row("dbn", "dbn", 20, evaluation=RBM_EVAL, note="2-layer DBN (500-500), 10 epochs per layer, CD-1"),
+        Row("draw", "draw", 10, evaluation=DRAW_EVAL,
+            note="DRAW with read 2x2 / write 5x5 attention, T = 16 steps (the paper: T = 64)"),
     ),
     # A few minutes end to end: one short run per capability, for checking the machinery.
     "mnist-smoke": (

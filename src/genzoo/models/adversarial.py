@@ -15,6 +15,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import Batch, DataFormat, to_unit_range
 from .base import GenerativeModel, Metrics, Sampler
@@ -158,8 +159,12 @@ class LatentGAN(GenerativeModel, Sampler):
     def _labels(self, batch: Batch) -> torch.Tensor | None:
         return batch.labels if self.conditional else None
 
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """Everything the discriminator's optimizer updates."""
+        return list(self.discriminator.parameters())
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return adam_pair(self.config, self.generator.parameters(), self.discriminator.parameters())
+        return adam_pair(self.config, self.generator.parameters(), self.discriminator_parameters())
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         labels = self._labels(batch)

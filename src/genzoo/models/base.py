@@ -160,3 +160,11 @@ class PartitionFunctionModel(abc.ABC):
     ) -> dict[str, float]:
         """Mean test log-likelihood terms for binary ``images`` (B, C, H, W): returns ``nll`` (nats
         per image), ``log_z`` with its ``log_z_low`` / ``log_z_high`` error bars, and the counts."""
+
+
+class VisibleFilters(abc.ABC):
+    """A model whose first layer's weights can be shown as images (Boltzmann machines)."""
+
+    @abc.abstractmethod
+    def visible_filters(self) -> torch.Tensor:
+        """(hidden units, C*H*W) weights of the first hidden layer."""

@@ -55,6 +55,10 @@ class GAN(LatentGAN):
         if self.projection:
             self.label_embedding = nn.Embedding(spec.num_classes, d_sizes[-1])
 
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        extra = list(self.label_embedding.parameters()) if self.projection else []
+        return [*self.discriminator.parameters(), *extra]
+
     def _condition(self, features: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         condition = one_hot(self.check_labels(labels, len(features)), self.spec.num_classes)
         return features if condition is None else torch.cat([features, condition], dim=1)

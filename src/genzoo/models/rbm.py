@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Batch, DataFormat, DataSpec
-from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler
+from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler, VisibleFilters
 from .boltzmann import (
     RBMLayer,
     ais_log_partition,
@@ -38,7 +38,7 @@ class RBMConfig:
     gibbs_steps: int = 1000  # Gibbs sweeps per sample drawn by `sample`
 
 
-class RBM(GenerativeModel, Sampler, PartitionFunctionModel):
+class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
     def __init__(self, config: RBMConfig, spec: DataSpec):
         super().__init__(config, spec)
         if config.hidden_units < 1 or config.cd_steps < 1:
@@ -58,6 +58,9 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel):
         c = self.config
         return {"model": sgd_with_momentum([self.layer], learning_rate=c.learning_rate, momentum=c.momentum,
                                            weight_decay=c.weight_decay)}
+
+    def visible_filters(self) -> torch.Tensor:
+        return self.layer.weight.detach().T
 
     def reconstruction_error(self, visible: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the one-step mean-field reconstruction p(v | p(h|v)), nats per image:

@@ -1,0 +1,106 @@
+"""Deep belief net: RBMs stacked greedily (Hinton, Osindero & Teh 2006).
+
+The first RBM models the pixels; each next RBM models the hidden activations of the one below,
+and trains only after the one below has had ``updates_per_layer`` updates (the top RBM trains for
+the rest of the run). Sampling runs a Gibbs chain in the top RBM, then one down pass through the
+lower layers' generative weights, p(h_{l-1} | h_l) = sigmoid(b_{l-1} + W_l h_l).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Batch, DataFormat, DataSpec
+from .base import GenerativeModel, Metrics, Sampler, VisibleFilters
+from .boltzmann import RBMLayer, contrastive_divergence, sgd_with_momentum
+
+
+@dataclass(frozen=True)
+class DBNConfig:
+    hidden_layers: tuple[int, ...] = (500, 500)  # two layers; (500, 500, 2000) is Hinton et al.'s three
+    updates_per_layer: int = 6000  # greedy schedule: 10 epochs of batch 100 per lower layer
+    cd_steps: int = 1
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    binarize: Literal["dynamic", "static"] = "dynamic"
+    gibbs_steps: int = 1000  # Gibbs sweeps in the top RBM per sample
+
+
+class DBN(GenerativeModel, Sampler, VisibleFilters):
+    def __init__(self, config: DBNConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        if len(config.hidden_layers) < 2:
+            raise ValueError("a deep belief net needs at least 2 hidden layers; use `rbm` for one")
+        sizes = (spec.num_pixels, *config.hidden_layers)
+        self.layers = nn.ModuleList(RBMLayer(v, h) for v, h in zip(sizes[:-1], sizes[1:], strict=True))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))  # drives the greedy schedule
+
+    @property
+    def data_format(self) -> DataFormat:
+        return DataFormat(value_range="unit", binarize=self.config.binarize)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"model": sgd_with_momentum(list(self.layers), learning_rate=c.learning_rate, momentum=c.momentum,
+                                           weight_decay=c.weight_decay)}
+
+    def visible_filters(self) -> torch.Tensor:
+        return self.layers[0].weight.detach().T
+
+    def training_layer(self) -> int:
+        return min(int(self.updates) // self.config.updates_per_layer, len(self.layers) - 1)
+
+    def up(self, visible: torch.Tensor, depth: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Binary states of hidden layer ``depth`` (0 = the pixels) for data, sampled layer by layer."""
+        state = visible
+        for layer in self.layers[:depth]:
+            state = torch.bernoulli(layer.hidden_probabilities(state), generator=generator)
+        return state
+
+    def _layer_error(self, layer: RBMLayer, visible: torch.Tensor) -> torch.Tensor:
+        reconstruction = layer.visible_probabilities(layer.hidden_probabilities(visible))
+        return F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()
+
+    @torch.no_grad()
+    def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
+        depth = self.training_layer()
+        visible = self.up(batch.images.flatten(1), depth, generator)
+        layer = self.layers[depth]
+        for other in self.layers:  # only the layer in training moves (momentum buffers stay put)
+            for parameter in other.parameters():
+                parameter.grad = None
+        contrastive_divergence(layer, visible, visible, steps=self.config.cd_steps, generator=generator)
+        optimizers["model"].step()
+        self.updates += 1
+        return {"loss": self._layer_error(layer, visible), "layer": torch.tensor(float(depth + 1))}
+
+    def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
+        """Reconstruction error of the pixels through the whole stack and back (nats per image)."""
+        state = batch.images.flatten(1)
+        for layer in self.layers:
+            state = layer.hidden_probabilities(state)
+        for layer in reversed(self.layers):
+            state = layer.visible_probabilities(state)
+        return {"loss": F.binary_cross_entropy(state, batch.images.flatten(1), reduction="none").sum(1).mean()}
+
+    @torch.no_grad()
+    def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """Gibbs in the top RBM from random states, then a down pass: p(v | h_1) as images."""
+        top = self.layers[-1]
+        device = top.weight.device
+        state = torch.bernoulli(torch.full((num, top.weight.shape[0]), 0.5, device=device), generator=generator)
+        for _ in range(self.config.gibbs_steps):
+            state, _ = top.gibbs_step(state, generator)
+        for layer in reversed(self.layers[:-1]):
+            probabilities = layer.visible_probabilities(state)
+            state = torch.bernoulli(probabilities, generator=generator)
+        return probabilities.view(-1, *self.spec.shape)
+
+    def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
+        return self.sample(len(batch), generator=generator)
