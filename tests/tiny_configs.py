@@ -14,6 +14,8 @@ TINY = {
     "context-encoder": {"channels": "4,8", "bottleneck": "8", "discriminator_channels": "4"},
     "rbm": {"hidden_units": "8", "gibbs_steps": "5", "persistent_chains": "10", "learning_rate": "0.001"},
     "dbn": {"hidden_layers": "8,6", "updates_per_layer": "2", "gibbs_steps": "5", "learning_rate": "0.001"},
+    "dbm": {"hidden_layers": "8,6", "pretrain_updates": "1", "gibbs_steps": "5", "persistent_chains": "10",
+            "learning_rate": "0.001"},
     "draw": {"steps": "3", "encoder_size": "8", "decoder_size": "8", "latent_dim": "2"},
     "lapgan": {"coarse_dims": "16", "residual_channels": "4", "latent_dim": "4"},
 }

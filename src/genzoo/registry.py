@@ -14,7 +14,7 @@ from typing import Any
 
 from .data import DataSpec
 from .errors import ConfigError
-from .models import autoencoder, context_encoder, dbn, dcgan, draw, gan, lapgan, rbm, vae
+from .models import autoencoder, context_encoder, dbm, dbn, dcgan, draw, gan, lapgan, rbm, vae
 from .models.base import GenerativeModel
 
 
@@ -127,6 +127,14 @@ MODELS: dict[str, ModelEntry] = {
             "deep belief net: RBMs stacked greedily; Gibbs at the top, then a down pass",
             "Hinton, Osindero & Teh 2006, Neural Computation",
             {"2-layer": dbn.DBNConfig(), "3-layer": dbn.DBNConfig(hidden_layers=(500, 500, 2000))},
+            batch_size=100,
+        ),
+        ModelEntry(
+            "dbm",
+            dbm.DBM,
+            dbm.DBMConfig(),
+            "deep Boltzmann machine, 2 hidden layers: pretraining, mean-field + persistent chains, AIS",
+            "Salakhutdinov & Hinton 2009, AISTATS",
             batch_size=100,
         ),
         ModelEntry(

@@ -135,13 +135,19 @@ def ais_log_partition(
         log_w += log_p_star(v, activation, beta) - log_p_star(v, activation, beta_previous)
         hidden = torch.bernoulli(torch.sigmoid(beta * activation), generator=generator)
         v = torch.bernoulli(torch.sigmoid((1 - beta) * base + beta * (hidden @ weight.T + b)), generator=generator)
-    log_mean = torch.logsumexp(log_w, 0) - math.log(num_chains)
-    relative = torch.exp(log_w - log_w.max())
-    spread = 3 * relative.std() / math.sqrt(num_chains) / relative.mean()
+    return ais_result(log_w, float(log_z_base))
+
+
+def ais_result(log_weights: torch.Tensor, log_z_base: float) -> dict[str, float]:
+    """log Z = log Z_A + log mean(w), with error bars log(mean(w) -/+ 3 standard errors)
+    (Salakhutdinov & Murray 2008)."""
+    log_mean = float(torch.logsumexp(log_weights, 0)) - math.log(len(log_weights))
+    relative = torch.exp(log_weights - log_weights.max())
+    spread = float(3 * relative.std() / math.sqrt(len(log_weights)) / relative.mean())
     return {
-        "log_z": float(log_z_base + log_mean),
-        "log_z_low": float(log_z_base + log_mean + torch.log1p(-spread.clamp(max=1 - 1e-12))),
-        "log_z_high": float(log_z_base + log_mean + torch.log1p(spread)),
+        "log_z": log_z_base + log_mean,
+        "log_z_low": log_z_base + log_mean + math.log1p(-min(spread, 1 - 1e-12)),
+        "log_z_high": log_z_base + log_mean + math.log1p(spread),
     }
 
 

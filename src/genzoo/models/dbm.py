@@ -1,0 +1,206 @@
+"""Deep Boltzmann machine with two hidden layers (Salakhutdinov & Hinton 2009).
+
+    E(v, h1, h2) = -b.v - c1.h1 - c2.h2 - v.W1.h1 - h1.W2.h2
+
+Training: greedy pretraining of the two layers as RBMs (``pretrain_updates`` CD-1 updates each; the
+paper's weight-doubling refinement of the pretraining is left out), then joint training where the
+data term uses mean-field inference (10 fixed-point sweeps of mu1 = sigmoid(c1 + v W1 + W2 mu2),
+mu2 = sigmoid(c2 + mu1 W2)) and the model term persistent Gibbs chains over (v, h1, h2).
+
+Likelihood: log Z by AIS on p*(v, h2) with h1 summed out analytically, from a base-rate model; the
+test log-likelihood is the mean-field variational lower bound
+    log p(v) >= E_q[-E(v, h1, h2)] + H(q) - log Z,
+so the reported NLL is an upper bound (up to AIS's error in log Z), as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..data import Batch, DataFormat, DataSpec
+from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler, VisibleFilters
+from .boltzmann import (
+    RBMLayer,
+    ais_result,
+    ais_schedule,
+    base_rate_bias,
+    contrastive_divergence,
+    sgd_with_momentum,
+)
+
+
+@dataclass(frozen=True)
+class DBMConfig:
+    hidden_layers: tuple[int, int] = (500, 1000)  # the paper's 2-layer MNIST DBM
+    pretrain_updates: int = 6000  # CD-1 updates per layer before joint training (10 epochs of 100)
+    mean_field_steps: int = 10  # fixed-point sweeps for the data term
+    persistent_chains: int = 100  # the paper: 100 fantasy particles
+    learning_rate: float = 0.005  # joint training; pretraining uses 10x
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    binarize: Literal["dynamic", "static"] = "dynamic"
+    gibbs_steps: int = 1000  # sweeps per sample drawn by `sample`
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(p * p.log() + (1 - p) * (1 - p).log()).sum(1)
+
+
+class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
+    def __init__(self, config: DBMConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        hidden1, hidden2 = config.hidden_layers
+        self.bottom = RBMLayer(spec.num_pixels, hidden1)  # W1, b, c1
+        self.top = RBMLayer(hidden1, hidden2)  # W2, (its visible bias unused after pretraining), c2
+        chains = config.persistent_chains
+        self.register_buffer("chain_visible", torch.bernoulli(torch.full((chains, spec.num_pixels), 0.5)))
+        self.register_buffer("chain_top", torch.bernoulli(torch.full((chains, hidden2), 0.5)))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("pixel_sum", torch.zeros(spec.num_pixels))
+        self.register_buffer("pixel_count", torch.zeros(()))
+
+    @property
+    def data_format(self) -> DataFormat:
+        return DataFormat(value_range="unit", binarize=self.config.binarize)
+
+    def visible_filters(self) -> torch.Tensor:
+        return self.bottom.weight.detach().T
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"model": sgd_with_momentum([self.bottom, self.top], learning_rate=c.learning_rate, momentum=c.momentum,
+                                           weight_decay=c.weight_decay)}
+
+    # -- conditionals -------------------------------------------------------------------------
+    def h1_given(self, visible, top):
+        return torch.sigmoid(visible @ self.bottom.weight + top @ self.top.weight.T + self.bottom.hidden_bias)
+
+    def h2_given(self, middle):
+        return torch.sigmoid(middle @ self.top.weight + self.top.hidden_bias)
+
+    def mean_field(self, visible: torch.Tensor):
+        """Fixed point of q(h1) q(h2): returns (mu1, mu2). Started from a bottom-up pass with
+        doubled input to h1, which stands in for the missing top-down signal."""
+        mu1 = torch.sigmoid(2 * (visible @ self.bottom.weight) + self.bottom.hidden_bias)
+        mu2 = self.h2_given(mu1)
+        for _ in range(self.config.mean_field_steps):
+            mu1 = self.h1_given(visible, mu2)
+            mu2 = self.h2_given(mu1)
+        return mu1, mu2
+
+    def gibbs_sweep(self, visible, top, generator):
+        """(v, h2) -> h1 ~ p(h1|v, h2) -> v ~ p(v|h1), h2 ~ p(h2|h1); returns (v, h2, p(v|h1))."""
+        middle = torch.bernoulli(self.h1_given(visible, top), generator=generator)
+        probabilities = self.bottom.visible_probabilities(middle)
+        visible = torch.bernoulli(probabilities, generator=generator)
+        top = torch.bernoulli(self.h2_given(middle), generator=generator)
+        return visible, top, probabilities
+
+    # -- training -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
+        visible = batch.images.flatten(1)
+        self.pixel_sum += visible.sum(0)
+        self.pixel_count += len(visible)
+        phase = int(self.updates) // self.config.pretrain_updates
+        for parameter in self.parameters():
+            parameter.grad = None
+        optimizer = optimizers["model"]
+        if phase < 2:  # greedy pretraining, layer by layer, as RBMs (10x the joint learning rate)
+            layer = self.bottom if phase == 0 else self.top
+            data = visible if phase == 0 else torch.bernoulli(self.bottom.hidden_probabilities(visible),
+                                                              generator=generator)
+            contrastive_divergence(layer, data, data, steps=1, generator=generator)
+            for parameter in layer.parameters():
+                parameter.grad *= 10
+        else:
+            mu1, mu2 = self.mean_field(visible)
+            chain_v, chain_top = self.chain_visible, self.chain_top
+            chain_v, chain_top, _ = self.gibbs_sweep(chain_v, chain_top, generator)
+            chain_mid = self.h1_given(chain_v, chain_top)
+            n, m = len(visible), len(chain_v)
+            self.bottom.weight.grad = -(visible.T @ mu1 / n - chain_v.T @ chain_mid / m)
+            self.bottom.visible_bias.grad = -(visible.mean(0) - chain_v.mean(0))
+            self.bottom.hidden_bias.grad = -(mu1.mean(0) - chain_mid.mean(0))
+            self.top.weight.grad = -(mu1.T @ mu2 / n - chain_mid.T @ chain_top / m)
+            self.top.hidden_bias.grad = -(mu2.mean(0) - chain_top.mean(0))
+            self.chain_visible.copy_(chain_v)
+            self.chain_top.copy_(chain_top)
+        optimizer.step()
+        self.updates += 1
+        return {**self.evaluate_step(batch, generator=generator), "phase": torch.tensor(float(min(phase, 2)))}
+
+    def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
+        """Mean-field reconstruction error (nats per image; a progress signal, not a likelihood)."""
+        visible = batch.images.flatten(1)
+        mu1, _ = self.mean_field(visible)
+        reconstruction = self.bottom.visible_probabilities(mu1)
+        return {"loss": F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()}
+
+    # -- sampling -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        device = self.bottom.weight.device
+        visible = torch.bernoulli(torch.full((num, self.spec.num_pixels), 0.5, device=device), generator=generator)
+        top = torch.bernoulli(torch.full((num, self.config.hidden_layers[1]), 0.5, device=device), generator=generator)
+        for _ in range(self.config.gibbs_steps):
+            visible, top, probabilities = self.gibbs_sweep(visible, top, generator)
+        return probabilities.view(-1, *self.spec.shape)
+
+    def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
+        return self.sample(len(batch), generator=generator)
+
+    # -- likelihood ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def variational_bound(self, visible: torch.Tensor) -> torch.Tensor:
+        """E_q[-E(v, h1, h2)] + H(q) per image (B,): log p*(v) >= this."""
+        mu1, mu2 = self.mean_field(visible)
+        energy = (visible @ self.bottom.visible_bias + mu1 @ self.bottom.hidden_bias + mu2 @ self.top.hidden_bias
+                  + ((visible @ self.bottom.weight) * mu1).sum(1) + ((mu1 @ self.top.weight) * mu2).sum(1))
+        return energy + _entropy(mu1) + _entropy(mu2)
+
+    @torch.no_grad()
+    def ais_log_partition(self, *, num_chains: int, num_steps: int, generator) -> dict[str, float]:
+        """log Z by AIS over (v, h2) with h1 summed out:
+        log p*_beta(v, h2) = (1 - beta) b_A.v + beta (b.v + c2.h2) + sum_j softplus(beta (c1 + v W1 + W2 h2)_j)."""
+        w1, w2 = self.bottom.weight.double(), self.top.weight.double()
+        b, c1, c2 = self.bottom.visible_bias.double(), self.bottom.hidden_bias.double(), self.top.hidden_bias.double()
+        base = base_rate_bias(self.pixel_sum, float(self.pixel_count)).double()
+        hidden1, hidden2 = w2.shape
+        log_z_base = F.softplus(base).sum() + (hidden1 + hidden2) * math.log(2.0)
+
+        def log_p_star(v, h2, activation, beta):
+            return (1 - beta) * (v @ base) + beta * (v @ b + h2 @ c2) + F.softplus(beta * activation).sum(1)
+
+        v = torch.bernoulli(torch.sigmoid(base).expand(num_chains, -1), generator=generator)
+        h2 = torch.bernoulli(torch.full((num_chains, hidden2), 0.5, dtype=torch.float64, device=w1.device),
+                             generator=generator)
+        log_w = torch.zeros(num_chains, dtype=torch.float64, device=w1.device)
+        betas = ais_schedule(num_steps).tolist()
+        for beta_previous, beta in zip(betas[:-1], betas[1:], strict=True):
+            activation = v @ w1 + h2 @ w2.T + c1
+            log_w += log_p_star(v, h2, activation, beta) - log_p_star(v, h2, activation, beta_previous)
+            h1 = torch.bernoulli(torch.sigmoid(beta * activation), generator=generator)
+            v = torch.bernoulli(torch.sigmoid((1 - beta) * base + beta * (h1 @ w1.T + b)), generator=generator)
+            h2 = torch.bernoulli(torch.sigmoid(beta * (h1 @ w2 + c2)), generator=generator)
+        return ais_result(log_w, float(log_z_base))
+
+    @torch.no_grad()
+    def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator) -> dict[str, float]:
+        partition = self.ais_log_partition(num_chains=num_chains, num_steps=num_steps, generator=generator)
+        bound = float(self.variational_bound(images.flatten(1).to(self.bottom.weight.device)).double().mean())
+        return {
+            "nll": partition["log_z"] - bound,
+            "nll_low": partition["log_z_low"] - bound,
+            "nll_high": partition["log_z_high"] - bound,
+            "log_z": partition["log_z"],
+            "ais_chains": num_chains,
+            "ais_steps": num_steps,
+            "num_images": len(images),
+        }
