@@ -22,6 +22,8 @@ def config_for(name: str, epochs: int):
     config = tiny_config(name, epochs=epochs, max_batches=12, eval_batches=2)
     if name == "vae":  # exercise the loader's random draws too
         config = genzoo.apply_overrides(config, ["binarize=dynamic"])
+    if name == "rbm":  # persistent chains are state that must survive the interruption
+        config = genzoo.apply_overrides(config, ["persistent=true"])
     return config
 
 
@@ -45,7 +47,7 @@ class InterruptAt(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.mark.parametrize("name", ["vae", "dae"])
+@pytest.mark.parametrize("name", ["vae", "dae", "gan", "rbm"])  # noise, dropout, two optimizers, chains
 def test_interrupted_and_resumed_run_ends_with_identical_weights(name, tmp_path):
     full = genzoo.train(config_for(name, 3), tmp_path / "full", progress=False)
     assert not full.stop_requested

@@ -26,7 +26,7 @@ from .adversarial import (
     validate,
 )
 from .base import GenerativeModel, Inpainter, Metrics
-from .dcgan import init_weights
+from .dcgan import init_weights, radford_discriminator
 from .layers import leaky_relu
 
 
@@ -97,16 +97,7 @@ class ContextEncoder(GenerativeModel, Inpainter):
             nn.ConvTranspose2d(c1, spec.channels, kernel_size=4, stride=2, padding=1),
             nn.Tanh(),
         )
-        d = config.discriminator_channels
-        self.discriminator = nn.Sequential(
-            nn.Conv2d(spec.channels, d, kernel_size=4, stride=2, padding=1),
-            leaky_relu(),
-            nn.Conv2d(d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(2 * d, momentum=0.1),
-            leaky_relu(),
-            nn.Flatten(),
-            nn.Linear(2 * d * h * w, 1),
-        )
+        self.discriminator = radford_discriminator(spec, config.discriminator_channels)
         self.apply(init_weights)
 
     @property

@@ -54,16 +54,21 @@ def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn
         nn.ConvTranspose2d(g, spec.channels, kernel_size=4, stride=2, padding=1),
         nn.Tanh(),
     )
-    discriminator = nn.Sequential(
-        nn.Conv2d(spec.channels, d, kernel_size=4, stride=2, padding=1),
+    return generator, radford_discriminator(spec, d)
+
+
+def radford_discriminator(spec: DataSpec, width: int) -> nn.Sequential:
+    """Two 4x4 stride-2 convolutions (width, 2 x width), LeakyReLU(0.2), batch norm on the second,
+    then a linear logit (Radford et al. 2016). Image sides must be multiples of 4."""
+    return nn.Sequential(
+        nn.Conv2d(spec.channels, width, kernel_size=4, stride=2, padding=1),
         leaky_relu(),
-        nn.Conv2d(d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(2 * d, momentum=0.1),
+        nn.Conv2d(width, 2 * width, kernel_size=4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(2 * width, momentum=0.1),
         leaky_relu(),
         nn.Flatten(),
-        nn.Linear(2 * d * h * w, 1),
+        nn.Linear(2 * width * (spec.height // 4) * (spec.width // 4), 1),
     )
-    return generator, discriminator
 
 
 def same_conv4(c_in: int, c_out: int) -> list[nn.Module]:
