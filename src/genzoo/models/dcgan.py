@@ -4,9 +4,9 @@
 networks (not on the generator's output nor the discriminator's input), ReLU in the generator with
 a tanh output, LeakyReLU(0.2) in the discriminator, no pooling.
 
-``upsampling`` is the Keras/Brownlee-style model: the generator upsamples by repetition
-(UpSampling2D) and convolves (4x4, 128 filters), the discriminator is two strided 3x3 convolutions
-with LeakyReLU and dropout(0.4). It costs about 1.8 GFLOP per image per training iteration
+``upsampling`` is the Keras-style model: the generator upsamples by repetition (UpSampling2D) and
+convolves (4x4, 128 filters, batch norm, LeakyReLU), the discriminator is two strided 3x3
+convolutions with LeakyReLU and dropout(0.4) (Brownlee's). It costs about 1.8 GFLOP per image per training iteration
 (see ``benchmarks/throughput.py``), ten times the ``radford`` default.
 
 Both take images whose height and width are multiples of 4 (28 -> 7 -> 14 -> 28).
@@ -85,9 +85,11 @@ def upsampling_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module,
         nn.Unflatten(1, (g, h, w)),  # (B, g*h*w) -> (B, g, h, w)
         nn.Upsample(scale_factor=2, mode="nearest"),
         *same_conv4(g, g),
+        nn.BatchNorm2d(g, momentum=0.1),
         leaky_relu(),
         nn.Upsample(scale_factor=2, mode="nearest"),
         *same_conv4(g, g),
+        nn.BatchNorm2d(g, momentum=0.1),
         leaky_relu(),
         nn.Conv2d(g, spec.channels, kernel_size=7, padding=3),
         nn.Tanh(),
@@ -122,9 +124,16 @@ class DCGAN(LatentGAN):
         validate(config)
         if spec.height % 4 or spec.width % 4:
             raise ValueError(f"dcgan needs image sides that are multiples of 4, not {spec.height}x{spec.width}")
-        build = radford_networks if config.architecture == "radford" else upsampling_networks
-        self.generator, self.discriminator = build(config, spec)
-        self.apply(init_weights)
+        if config.architecture == "radford":
+            self.generator, self.discriminator = radford_networks(config, spec)
+            self.apply(init_weights)
+        else:
+            # PyTorch's default (Kaiming-uniform) initialisation, close to Keras' Glorot, except a
+            # small output layer so that tanh starts unsaturated. Without the generator's batch
+            # norm this network collapsed on MNIST whatever the init: the output went to -1
+            # everywhere (pre-tanh mean -20 after 120 steps) and D won.
+            self.generator, self.discriminator = upsampling_networks(config, spec)
+            init_weights(self.generator[-2])
 
     def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(latents)
