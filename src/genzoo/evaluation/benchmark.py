@@ -159,13 +159,16 @@ def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
     lines = [f"### Protocol `{name}`", "",
              "Produced by `genzoo benchmark " + name + "` on this machine; wall times are for training "
              "(the sum of the epochs) and for evaluation.", "",
-             "| row | model | budget | train time | eval time | held-out test loss (nats) |",
+             "| row | model | budget | train time | eval time | held-out loss |",
              "|---|---|---|---:|---:|---:|"]
     for row, result, train_seconds in results:
         loss = result["metrics"].get("test_loss")
         budget = f"{row.epochs} epoch{'s' if row.epochs > 1 else ''}"
         lines.append(f"| `{row.label}` | {row.model} | {budget} | {_minutes(train_seconds)} | "
                      f"{_minutes(result['seconds'])} | {_cell(loss, digits=1)} |")
+    lines += ["", "Held-out loss: the model's own loss on the test split (autoencoders and VAEs: nats per "
+              "image; GANs: discriminator + generator cross-entropy; Boltzmann machines: reconstruction "
+              "cross-entropy, not a likelihood)."]
     sampled = [(r, res) for r, res, _ in results if "fd" in res["metrics"]]
     if sampled:
         protocol = sampled[0][1]["protocol"]
