@@ -398,7 +398,10 @@ def plot_progress(run: Run, test: ImageData | None, out: Path, options: PlotOpti
         cell = (grid.shape[1] - 2) // 10  # grids are 10 columns of (side + 2 px padding), 2x enlarged
         strips.append(grid[: rows * cell + 2])
         labels.append(f"epoch {int(files[index].stem.split('_')[1])}")
-    fig, axes = plt.subplots(len(strips), 1, figsize=(6, 0.75 * rows * len(strips) + 0.5))
+    width = 6 * (0.98 - 0.15)  # the axes' width in inches; each strip keeps its aspect ratio
+    height = sum(width * s.shape[0] / s.shape[1] for s in strips) * 1.15 + 0.5
+    fig, axes = plt.subplots(len(strips), 1, figsize=(6, height))
+    fig.subplots_adjust(left=0.15, right=0.98, bottom=0.1 / height, top=1 - 0.4 / height, hspace=0.15)
     for ax, strip, label in zip(np.atleast_1d(axes), strips, labels, strict=True):
         ax.imshow(strip, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_xticks([])
