@@ -77,3 +77,26 @@ def test_cvae_samples_are_the_requested_digit(mnist_dir, tmp_path):
         predicted = classifier(samples.flatten(1)).argmax(1)
     accuracy = float((predicted == labels).float().mean())
     assert accuracy > 0.8, accuracy
+
+
+def test_benchmark_reuses_extends_and_reevaluates_rows(mnist_dir, tmp_path, monkeypatch):
+    from genzoo.evaluation import benchmark
+    from genzoo.errors import GenzooError
+
+    evaluation = benchmark.EvaluationOptions(metrics=("test-loss", "reconstruction"))
+
+    def protocol(epochs):
+        row = benchmark.Row("ae", "ae", epochs, ("train.max_batches=5",), evaluation=evaluation)
+        monkeypatch.setitem(benchmark.PROTOCOLS, "tiny", (row,))
+        return benchmark.run_protocol("tiny", tmp_path, data_dir=str(mnist_dir), progress=False)
+
+    [(_, first, _)] = protocol(1)
+    assert first["trained_epochs"] == 1
+    [(_, again, _)] = protocol(1)
+    assert (again["seconds"], again["metrics"]) == (first["seconds"], first["metrics"])  # reused, not re-evaluated
+    [(_, longer, _)] = protocol(2)  # a longer budget continues the run and evaluates it anew
+    assert longer["trained_epochs"] == 2 and (tmp_path / "ae" / "samples" / "epoch_0002.png").exists()
+    assert longer["metrics"]["test_loss"] != first["metrics"]["test_loss"]
+    assert "epochs = 2" in (tmp_path / "ae" / "config.toml").read_text()
+    with pytest.raises(GenzooError, match="trained for 2 epochs, more than the row's 1"):
+        protocol(1)

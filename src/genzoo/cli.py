@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import RunConfig, apply_overrides, replace_fields, to_toml
+from .config import RunConfig, apply_overrides, replace_fields
 from .data.datasets import dataset_names
 from .errors import GenzooError
 from .evaluation.benchmark import PROTOCOLS
 from .evaluation.suite import METRICS as EVAL_METRICS
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes
 from .images import PREVIEW_COLUMNS, save_grid
 from .models.base import Sampler
 from .registry import MODELS
@@ -181,7 +181,6 @@ def resolve_resume_config(args) -> RunConfig:
     config = dataclasses.replace(
         config, data=replace_fields(config.data, data, "data"), train=replace_fields(config.train, train_fields, "train")
     )
-    atomic_write_text(run_dir / CONFIG, to_toml(config))
     return config
 
 

@@ -122,7 +122,6 @@ def train(
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunDirError(f"cannot create run directory {run_dir}: {exc.strerror}") from None
-        atomic_write_text(run_dir / CONFIG, to_toml(config))
         meta = {
             "model": config.model,
             "spec": asdict(spec),
@@ -133,6 +132,8 @@ def train(
             "torch_version": torch.__version__,
         }
         atomic_write_text(run_dir / META, json.dumps(meta, indent=2) + "\n")
+    # On resume too: the saved config follows the run (a longer budget, another device or data root).
+    atomic_write_text(run_dir / CONFIG, to_toml(config))
     if sample_quality and isinstance(model, Sampler):
         evaluator = bundled_evaluator(config.data.dataset)
         if evaluator is not None:

@@ -63,7 +63,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         Row("dae", "dae", 10, note="conv denoising autoencoder, salt noise on 20 % of pixels"),
         Row("vae-2d", "vae", 10, evaluation=GREY_EVAL, note="the lectures' conv VAE with a 2-D latent, grey-level BCE"),
         Row("cvae-2d", "cvae", 10, evaluation=GREY_EVAL, note="conditional conv VAE, 2-D latent"),
-        Row("cgan", "cgan", 30, note="conditional MLP GAN"),
+        Row("cgan", "cgan", 50, note="conditional MLP GAN"),
         Row("gan", "gan", 30, note="the lectures' MLP GAN, non-saturating loss"),
         Row("dcgan", "dcgan", 5, note="Radford et al. DCGAN (generator 128-64 channels)"),
         Row("context-encoder", "context-encoder", 5, note="inpainting a 14x14 centre hole"),
@@ -90,9 +90,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
 
 
 def _experiment(config):
-    """A config without the fields that do not change the experiment (where data and compute are)."""
+    """A config without the fields that do not change the experiment (where data and compute are,
+    and the budget: a row given more epochs continues its run)."""
     return dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=""),
-                               train=dataclasses.replace(config.train, device="cpu"))
+                               train=dataclasses.replace(config.train, device="cpu", epochs=0))
 
 
 def _train_row(row: Row, run_dir: Path, data_dir: str, progress: bool) -> None:
@@ -101,20 +102,25 @@ def _train_row(row: Row, run_dir: Path, data_dir: str, progress: bool) -> None:
         if _experiment(read_config(run_dir / CONFIG)) != _experiment(config):
             raise GenzooError(f"{run_dir} holds a run with another config; remove it or use another --runs-dir")
         checkpoint = torch.load(run_dir / CHECKPOINT, weights_only=True)
+        if checkpoint["epoch"] > row.epochs:
+            raise GenzooError(f"{run_dir} was trained for {checkpoint['epoch']} epochs, more than the row's "
+                              f"{row.epochs}; remove it or use another --runs-dir")
         if checkpoint["epoch"] < row.epochs:
             train(config, run_dir, resume=True, progress=progress)
         return
     train(config, run_dir, progress=progress)
 
 
-def _evaluate_row(row: Row, run_dir: Path) -> dict:
+def _evaluate_row(row: Row, run_dir: Path, trained_epochs: int) -> dict:
+    """The row's evaluation, reused from ``eval.json`` when it was made with the same options of
+    the same number of trained epochs."""
     path = run_dir / "eval.json"
     options = json.loads(json.dumps(dataclasses.asdict(row.evaluation)))  # tuples -> lists, as in the file
     if path.exists():
         cached = json.loads(path.read_text())
-        if cached.get("options") == options:
+        if cached.get("options") == options and cached.get("trained_epochs") == trained_epochs:
             return cached
-    result = evaluate_run(load_run(run_dir), row.evaluation)
+    result = {**evaluate_run(load_run(run_dir), row.evaluation), "trained_epochs": trained_epochs}
     write_result(result, path)
     return result
 
@@ -135,8 +141,8 @@ def run_protocol(name: str, runs_dir: Path, *, data_dir: str, rows: list[str] | 
         print(f"genzoo benchmark: {row.label} ({row.model}, {row.epochs} epochs)", file=sys.stderr)
         started = time.perf_counter()
         _train_row(row, run_dir, data_dir, progress)
-        result = _evaluate_row(row, run_dir)
         _, epochs = read_metrics(run_dir)
+        result = _evaluate_row(row, run_dir, epochs[-1]["epoch"])
         train_seconds = sum(e["seconds"] for e in epochs)
         print(f"genzoo benchmark: {row.label} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         results.append((row, result, train_seconds))
