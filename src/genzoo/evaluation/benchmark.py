@@ -64,7 +64,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         Row("dae", "dae", 10, note="conv denoising autoencoder, salt noise on 20 % of pixels"),
         Row("vae-2d", "vae", 10, evaluation=GREY_EVAL, note="the lectures' conv VAE with a 2-D latent, grey-level BCE"),
         Row("cvae-2d", "cvae", 10, evaluation=GREY_EVAL, note="conditional conv VAE, 2-D latent"),
-        Row("cgan", "cgan", 50, note="conditional MLP GAN"),
+        Row("cgan", "cgan", 30, note="conditional MLP GAN"),
         Row("gan", "gan", 30, note="the lectures' MLP GAN, non-saturating loss"),
         Row("dcgan", "dcgan", 5, note="Radford et al. DCGAN (generator 128-64 channels)"),
         Row("context-encoder", "context-encoder", 5, note="inpainting a 14x14 centre hole"),
