@@ -78,7 +78,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         Row("dbn", "dbn", 20, evaluation=RBM_EVAL, note="2-layer DBN (500-500), 10 epochs per layer, CD-1"),
         Row("dbm", "dbm", 30, evaluation=RBM_EVAL,
             note="2-layer DBM (500-1000): 10 epochs of pretraining per layer, then 10 of joint training"),
-        Row("draw", "draw", 3, evaluation=DRAW_EVAL,
+        Row("draw", "draw", 10, evaluation=DRAW_EVAL,
             note="DRAW with read 2x2 / write 5x5 attention, T = 16 steps (the paper: T = 64)"),
     ),
     # A few minutes end to end: one short run per capability, for checking the machinery.
