@@ -80,8 +80,8 @@ def test_cvae_samples_are_the_requested_digit(mnist_dir, tmp_path):
 
 
 def test_benchmark_reuses_extends_and_reevaluates_rows(mnist_dir, tmp_path, monkeypatch):
-    from genzoo.evaluation import benchmark
     from genzoo.errors import GenzooError
+    from genzoo.evaluation import benchmark
 
     evaluation = benchmark.EvaluationOptions(metrics=("test-loss", "reconstruction"))
 
@@ -90,6 +90,8 @@ def test_benchmark_reuses_extends_and_reevaluates_rows(mnist_dir, tmp_path, monk
         monkeypatch.setitem(benchmark.PROTOCOLS, "tiny", (row,))
         return benchmark.run_protocol("tiny", tmp_path, data_dir=str(mnist_dir), progress=False)
 
+    (tmp_path / "ae").mkdir()
+    (tmp_path / "ae" / "config.toml").write_text("")  # a run stopped before its first checkpoint
     [(_, first, _)] = protocol(1)
     assert first["trained_epochs"] == 1
     [(_, again, _)] = protocol(1)

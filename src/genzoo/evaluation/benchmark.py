@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -109,6 +110,8 @@ def _train_row(row: Row, run_dir: Path, data_dir: str, progress: bool) -> None:
         if checkpoint["epoch"] < row.epochs:
             train(config, run_dir, resume=True, progress=progress)
         return
+    if (run_dir / CONFIG).exists():  # stopped before its first checkpoint: nothing to keep, start again
+        shutil.rmtree(run_dir)
     train(config, run_dir, progress=progress)
 
 
