@@ -6,8 +6,8 @@ a tanh output, LeakyReLU(0.2) in the discriminator, no pooling.
 
 ``upsampling`` is the Keras-style model: the generator upsamples by repetition (UpSampling2D) and
 convolves (4x4, 128 filters, batch norm, LeakyReLU), the discriminator is two strided 3x3
-convolutions with LeakyReLU and dropout(0.4) (Brownlee's). It costs about 1.8 GFLOP per image per training iteration
-(see ``benchmarks/throughput.py``), ten times the ``radford`` default.
+convolutions with LeakyReLU and dropout(0.4) (Brownlee's). It costs about 1.6 GFLOP per image per
+training iteration (see ``benchmarks/throughput.py``), ten times the ``radford`` default.
 
 Both take images whose height and width are multiples of 4 (28 -> 7 -> 14 -> 28).
 """
