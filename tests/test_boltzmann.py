@@ -58,18 +58,27 @@ def test_exact_log_partition_matches_the_sum_over_both_layers():
     assert exact_log_partition(layer) == pytest.approx(brute, abs=1e-10)
 
 
-def test_cd_gradient_is_the_free_energy_difference_gradient():
+@pytest.mark.parametrize("up", [1.0, 2.0])
+def test_cd_gradient_is_the_free_energy_difference_gradient(up):
+    """CD-0 against autograd. With p(h|v) = sigmoid(up (vW + c)) (up = 2: a DBM's doubled
+    bottom layer) the free energy is -b.v - sum softplus(up (vW + c)), whose W and c gradients
+    carry a factor ``up`` that the CD statistics leave out."""
     layer = small_rbm().float()
     g = torch.Generator().manual_seed(2)
     data = torch.bernoulli(torch.full((16, 12), 0.3), generator=g)
     negative = torch.bernoulli(torch.full((10, 12), 0.6), generator=g)
-    contrastive_divergence(layer, data, negative, steps=0, generator=g)  # k = 0: negatives as given
+    contrastive_divergence(layer, data, negative, steps=0, generator=g, up=up)  # k = 0: negatives as given
     cd = [p.grad.clone() for p in layer.parameters()]
     layer.zero_grad()
-    loss = layer.free_energy(data).mean() - layer.free_energy(negative).mean()  # d/dθ of -log-lik. surrogate
+
+    def free_energy(v):
+        return -(v @ layer.visible_bias) - F.softplus(up * (v @ layer.weight + layer.hidden_bias)).sum(1)
+
+    loss = free_energy(data).mean() - free_energy(negative).mean()  # d/dθ of -log-lik. surrogate
     loss.backward()
-    for ours, autograd in zip(cd, [p.grad for p in layer.parameters()], strict=True):
-        assert torch.allclose(ours, autograd, atol=1e-5)
+    factors = {"weight": up, "visible_bias": 1.0, "hidden_bias": up}
+    for (name, parameter), ours in zip(layer.named_parameters(), cd, strict=True):
+        assert torch.allclose(ours * factors[name], parameter.grad, atol=1e-5), name
 
 
 @pytest.mark.parametrize("scale", [0.5, 1.5])
@@ -153,3 +162,55 @@ def test_dbm_ais_and_variational_bound_against_enumeration():
     bound = model.variational_bound(visible)
     assert torch.all(bound <= log_p_star + 1e-9)  # a lower bound on log p*(v) for every v
     assert float((log_p_star - bound).mean()) < 1.0  # and not a vacuous one
+
+
+def test_dbm_joint_training_starts_from_the_composed_pretrained_layers():
+    """At the switch to joint training h1's total input is kept (the two RBMs' biases for it are
+    summed into one), the pretraining's momentum is dropped, and the persistent chains restart."""
+    import genzoo
+    from genzoo.data import BatchLoader, load_dataset
+    from genzoo.runs import build_model
+
+    from .test_contract import tiny_config
+
+    data = load_dataset("fake", "train")
+    model = build_model(genzoo.apply_overrides(tiny_config("dbm"), ["pretrain_updates=2", "chain_steps=1"]), data.spec)
+    optimizer = model.configure_optimizers()
+    loader = BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True)
+    generator = torch.Generator().manual_seed(0)
+    batches = list(loader.batches(None, generator, limit=5))
+    for batch in batches[:4]:  # two updates of each RBM
+        model.train_step(batch, optimizer, generator=generator)
+    c1, b2 = model.bottom.hidden_bias.detach().clone(), model.top.visible_bias.detach().clone()
+    chains = model.chain_visible.clone()
+    weight = model.bottom.weight.detach().clone()
+    model.train_step(batches[4], optimizer, generator=generator)  # the first joint update
+    assert torch.count_nonzero(model.top.visible_bias) == 0
+    step = model.bottom.hidden_bias.detach() - (c1 + b2)  # the joint update's own change, after composing
+    assert float(step.abs().max()) < float(b2.abs().max())
+    # A fresh momentum buffer holds exactly this update's gradient (plus weight decay).
+    buffer = optimizer["model"].state[model.bottom.weight]["momentum_buffer"]
+    assert torch.allclose(buffer, model.bottom.weight.grad + model.config.weight_decay * weight, atol=1e-6)
+    assert not torch.equal(chains, model.chain_visible)
+
+
+def test_dbn_top_layer_learns_from_persistent_chains():
+    import genzoo
+    from genzoo.data import BatchLoader, load_dataset
+    from genzoo.runs import build_model
+
+    from .test_contract import tiny_config
+
+    data = load_dataset("fake", "train")
+    model = build_model(genzoo.apply_overrides(tiny_config("dbn"), ["updates_per_layer=2", "persistent_chains=7"]),
+                        data.spec)
+    optimizer = model.configure_optimizers()
+    loader = BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True)
+    generator = torch.Generator().manual_seed(0)
+    states = []
+    for batch in loader.batches(None, generator, limit=5):
+        model.train_step(batch, optimizer, generator=generator)
+        states.append(model.chains.clone())
+    assert torch.count_nonzero(states[0]) == 0 and torch.equal(states[0], states[1])  # untouched below the top
+    assert not torch.equal(states[2], states[3]) and not torch.equal(states[3], states[4])  # moved every top update
+    assert "chains" in model.state_dict()  # saved with the model, so a resumed run continues its chains

@@ -29,20 +29,23 @@ class RBMLayer(nn.Module):
         self.visible_bias = nn.Parameter(torch.zeros(visible))
         self.hidden_bias = nn.Parameter(torch.zeros(hidden))
 
-    def hidden_probabilities(self, visible: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(visible @ self.weight + self.hidden_bias)
+    def hidden_probabilities(self, visible: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """p(h = 1 | v); ``scale`` 2 doubles the input, as in a DBM's bottom-layer pretraining."""
+        return torch.sigmoid(scale * (visible @ self.weight + self.hidden_bias))
 
-    def visible_probabilities(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(hidden @ self.weight.T + self.visible_bias)
+    def visible_probabilities(self, hidden: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """p(v = 1 | h); ``scale`` 2 doubles the input, as in a DBM's top-layer pretraining."""
+        return torch.sigmoid(scale * (hidden @ self.weight.T + self.visible_bias))
 
     def free_energy(self, visible: torch.Tensor) -> torch.Tensor:
         """F(v) per row (B,), in nats."""
         return -(visible @ self.visible_bias) - F.softplus(visible @ self.weight + self.hidden_bias).sum(1)
 
-    def gibbs_step(self, visible: torch.Tensor, generator: torch.Generator | None):
+    def gibbs_step(self, visible: torch.Tensor, generator: torch.Generator | None, *, up: float = 1.0,
+                   down: float = 1.0):
         """v -> h ~ p(h|v) -> v' ~ p(v|h'); returns (v' samples, p(v'|h))."""
-        hidden = torch.bernoulli(self.hidden_probabilities(visible), generator=generator)
-        probabilities = self.visible_probabilities(hidden)
+        hidden = torch.bernoulli(self.hidden_probabilities(visible, up), generator=generator)
+        probabilities = self.visible_probabilities(hidden, down)
         return torch.bernoulli(probabilities, generator=generator), probabilities
 
 
@@ -54,6 +57,8 @@ def contrastive_divergence(
     *,
     steps: int,
     generator: torch.Generator | None,
+    up: float = 1.0,
+    down: float = 1.0,
 ) -> torch.Tensor:
     """Fill ``layer``'s ``.grad`` with the negative log-likelihood gradient estimated by CD-k
     (negative chains started at the data) or PCD-k (started at persistent chains):
@@ -61,13 +66,15 @@ def contrastive_divergence(
         -dlog p/dW = -(<v h>_data - <v h>_model), with h replaced by p(h|v) in both terms
         (Hinton 2002; Tieleman 2008 for persistent chains).
 
+    ``up`` / ``down`` scale the inputs of p(h|v) / p(v|h): 2 gives the doubled conditionals of
+    a DBM's greedy pretraining (Salakhutdinov & Hinton 2009, sec. 3.1); 1 is a plain RBM.
     Returns the chains' final visible samples (the new persistent state).
     """
-    positive_hidden = layer.hidden_probabilities(data)
+    positive_hidden = layer.hidden_probabilities(data, up)
     visible = negative_start
     for _ in range(steps):
-        visible, _ = layer.gibbs_step(visible, generator)
-    negative_hidden = layer.hidden_probabilities(visible)
+        visible, _ = layer.gibbs_step(visible, generator, up=up, down=down)
+    negative_hidden = layer.hidden_probabilities(visible, up)
     layer.weight.grad = -(data.T @ positive_hidden / len(data) - visible.T @ negative_hidden / len(visible))
     layer.visible_bias.grad = -(data.mean(0) - visible.mean(0))
     layer.hidden_bias.grad = -(positive_hidden.mean(0) - negative_hidden.mean(0))

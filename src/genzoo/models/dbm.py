@@ -2,10 +2,10 @@
 
     E(v, h1, h2) = -b.v - c1.h1 - c2.h2 - v.W1.h1 - h1.W2.h2
 
-Training: greedy pretraining of the two layers as RBMs (``pretrain_updates`` CD-1 updates each; the
-paper's weight-doubling refinement of the pretraining is left out), then joint training where the
-data term uses mean-field inference (10 fixed-point sweeps of mu1 = sigmoid(c1 + v W1 + W2 mu2),
-mu2 = sigmoid(c2 + mu1 W2)) and the model term persistent Gibbs chains over (v, h1, h2).
+Training: greedy pretraining of the two layers as RBMs with doubled conditionals (``pretrain_updates``
+CD-1 updates each), then joint training where the data term uses mean-field inference (10
+fixed-point sweeps of mu1 = sigmoid(c1 + v W1 + W2 mu2), mu2 = sigmoid(c2 + mu1 W2)) and the model
+term persistent Gibbs chains over (v, h1, h2).
 
 Likelihood: log Z by AIS on p*(v, h2) with h1 summed out analytically, from a base-rate model; the
 test log-likelihood is the mean-field variational lower bound
@@ -40,7 +40,10 @@ class DBMConfig:
     pretrain_updates: int = 6000  # CD-1 updates per layer before joint training (10 epochs of 100)
     mean_field_steps: int = 10  # fixed-point sweeps for the data term
     persistent_chains: int = 100  # the paper: 100 fantasy particles
-    learning_rate: float = 0.005  # joint training; pretraining uses 10x
+    chain_steps: int = 5  # Gibbs sweeps of the persistent chains per update (the paper: 5)
+    chain_start: Literal["random", "data"] = "random"  # where the persistent chains start joint training
+    pretrain_learning_rate: float = 0.05  # the two RBMs (as the `rbm` model's default)
+    learning_rate: float = 0.001  # joint training (0.005 diverged here: samples collapsed onto two digits)
     momentum: float = 0.9
     weight_decay: float = 2e-4
     binarize: Literal["dynamic", "static"] = "dynamic"
@@ -112,29 +115,64 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
         for parameter in self.parameters():
             parameter.grad = None
         optimizer = optimizers["model"]
-        if phase < 2:  # greedy pretraining, layer by layer, as RBMs (10x the joint learning rate)
-            layer = self.bottom if phase == 0 else self.top
-            data = visible if phase == 0 else torch.bernoulli(self.bottom.hidden_probabilities(visible),
-                                                              generator=generator)
-            contrastive_divergence(layer, data, data, steps=1, generator=generator)
-            for parameter in layer.parameters():
-                parameter.grad *= 10
+        if phase < 2:
+            self._pretrain(phase, visible, generator)
         else:
-            mu1, mu2 = self.mean_field(visible)
-            chain_v, chain_top = self.chain_visible, self.chain_top
-            chain_v, chain_top, _ = self.gibbs_sweep(chain_v, chain_top, generator)
-            chain_mid = self.h1_given(chain_v, chain_top)
-            n, m = len(visible), len(chain_v)
-            self.bottom.weight.grad = -(visible.T @ mu1 / n - chain_v.T @ chain_mid / m)
-            self.bottom.visible_bias.grad = -(visible.mean(0) - chain_v.mean(0))
-            self.bottom.hidden_bias.grad = -(mu1.mean(0) - chain_mid.mean(0))
-            self.top.weight.grad = -(mu1.T @ mu2 / n - chain_mid.T @ chain_top / m)
-            self.top.hidden_bias.grad = -(mu2.mean(0) - chain_top.mean(0))
-            self.chain_visible.copy_(chain_v)
-            self.chain_top.copy_(chain_top)
+            if int(self.updates) == 2 * self.config.pretrain_updates:
+                self._compose(visible, optimizer, generator)
+            self._joint_gradient(visible, generator)
         optimizer.step()
         self.updates += 1
         return {**self.evaluate_step(batch, generator=generator), "phase": torch.tensor(float(min(phase, 2)))}
+
+    def _pretrain(self, phase: int, visible: torch.Tensor, generator: torch.Generator) -> None:
+        """Greedy pretraining as two RBMs with doubled conditionals (Salakhutdinov & Hinton 2009,
+        sec. 3.1): in the DBM, h1 hears both v and h2, so the bottom RBM doubles its bottom-up input
+        and the top RBM its top-down input, and neither layer counts the evidence twice once composed."""
+        if phase == 0:
+            contrastive_divergence(self.bottom, visible, visible, steps=1, generator=generator, up=2.0)
+            layer = self.bottom
+        else:
+            middle = torch.bernoulli(self.bottom.hidden_probabilities(visible, 2.0), generator=generator)
+            contrastive_divergence(self.top, middle, middle, steps=1, generator=generator, down=2.0)
+            layer = self.top
+        for parameter in layer.parameters():  # the optimizer's rate is the joint one
+            parameter.grad *= self.config.pretrain_learning_rate / self.config.learning_rate
+
+    def _compose(self, visible: torch.Tensor, optimizer, generator: torch.Generator) -> None:
+        """Start of joint training: h1's bias becomes the sum of the two RBMs' biases for it (each
+        was trained doubled) and the momentum of the pretraining is dropped. The persistent chains
+        start as noise by default: chains started from training images stay near the data, never
+        visit the spurious modes a sampler started from noise falls into (one grey image, for every
+        chain), and so never unlearn them; ``chain_start = "data"`` starts them from a batch and its
+        mean-field h2."""
+        self.bottom.hidden_bias += self.top.visible_bias
+        self.top.visible_bias.zero_()
+        optimizer.state.clear()
+        if self.config.chain_start == "data":
+            rows = torch.arange(len(self.chain_visible), device=visible.device) % len(visible)
+            self.chain_visible.copy_(visible[rows])
+        else:
+            self.chain_visible.copy_(torch.bernoulli(torch.full_like(self.chain_visible, 0.5), generator=generator))
+        _, mu2 = self.mean_field(self.chain_visible)
+        self.chain_top.copy_(torch.bernoulli(mu2, generator=generator))
+
+    def _joint_gradient(self, visible: torch.Tensor, generator: torch.Generator) -> None:
+        """Data term from mean-field q(h1) q(h2); model term from the persistent chains after
+        ``chain_steps`` Gibbs sweeps (stochastic approximation, Salakhutdinov & Hinton 2009, sec. 2)."""
+        mu1, mu2 = self.mean_field(visible)
+        chain_v, chain_top = self.chain_visible, self.chain_top
+        for _ in range(self.config.chain_steps):
+            chain_v, chain_top, _ = self.gibbs_sweep(chain_v, chain_top, generator)
+        chain_mid = self.h1_given(chain_v, chain_top)
+        n, m = len(visible), len(chain_v)
+        self.bottom.weight.grad = -(visible.T @ mu1 / n - chain_v.T @ chain_mid / m)
+        self.bottom.visible_bias.grad = -(visible.mean(0) - chain_v.mean(0))
+        self.bottom.hidden_bias.grad = -(mu1.mean(0) - chain_mid.mean(0))
+        self.top.weight.grad = -(mu1.T @ mu2 / n - chain_mid.T @ chain_top / m)
+        self.top.hidden_bias.grad = -(mu2.mean(0) - chain_top.mean(0))
+        self.chain_visible.copy_(chain_v)
+        self.chain_top.copy_(chain_top)
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         """Mean-field reconstruction error (nats per image; a progress signal, not a likelihood)."""

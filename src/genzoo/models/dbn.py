@@ -2,7 +2,8 @@
 
 The first RBM models the pixels; each next RBM models the hidden activations of the one below,
 and trains only after the one below has had ``updates_per_layer`` updates (the top RBM trains for
-the rest of the run). Sampling runs a Gibbs chain in the top RBM, then one down pass through the
+the rest of the run, by persistent CD by default: its samples are what the net generates).
+Sampling runs a Gibbs chain in the top RBM, then one down pass through the
 lower layers' generative weights, p(h_{l-1} | h_l) = sigmoid(b_{l-1} + W_l h_l).
 """
 
@@ -25,6 +26,8 @@ class DBNConfig:
     hidden_layers: tuple[int, ...] = (500, 500)  # two layers; (500, 500, 2000) is Hinton et al.'s three
     updates_per_layer: int = 6000  # greedy schedule: 10 epochs of batch 100 per lower layer
     cd_steps: int = 1
+    persistent_top: bool = True  # top RBM by PCD (Tieleman 2008): CD-1 leaves spurious modes samples fall into
+    persistent_chains: int = 100
     learning_rate: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -40,6 +43,8 @@ class DBN(GenerativeModel, Sampler, VisibleFilters):
         sizes = (spec.num_pixels, *config.hidden_layers)
         self.layers = nn.ModuleList(RBMLayer(v, h) for v, h in zip(sizes[:-1], sizes[1:], strict=True))
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))  # drives the greedy schedule
+        # The top RBM's persistent chains (PCD), started from the data's up-pass when that layer starts.
+        self.register_buffer("chains", torch.zeros(config.persistent_chains, sizes[-2]))
 
     @property
     def data_format(self) -> DataFormat:
@@ -75,7 +80,13 @@ class DBN(GenerativeModel, Sampler, VisibleFilters):
         for other in self.layers:  # only the layer in training moves (momentum buffers stay put)
             for parameter in other.parameters():
                 parameter.grad = None
-        contrastive_divergence(layer, visible, visible, steps=self.config.cd_steps, generator=generator)
+        if self.config.persistent_top and depth == len(self.layers) - 1:
+            if int(self.updates) == depth * self.config.updates_per_layer:  # the top layer's first update
+                self.chains.copy_(visible[torch.arange(len(self.chains), device=visible.device) % len(visible)])
+            self.chains.copy_(contrastive_divergence(layer, visible, self.chains, steps=self.config.cd_steps,
+                                                     generator=generator))
+        else:
+            contrastive_divergence(layer, visible, visible, steps=self.config.cd_steps, generator=generator)
         optimizers["model"].step()
         self.updates += 1
         return {"loss": self._layer_error(layer, visible), "layer": torch.tensor(float(depth + 1))}
