@@ -14,6 +14,8 @@ plot gan samples gan-samples.png --num 50
 plot gan progress gan-progress.png
 plot cgan conditional cgan-conditional.png
 plot dcgan samples dcgan-samples.png --num 50
+plot dcgan-upsampling samples dcgan-upsampling-samples.png --num 50
+plot dcgan-upsampling progress dcgan-upsampling-progress.png
 plot context-encoder inpainting context-encoder-inpainting.png --num 1
 plot lapgan pyramid lapgan-pyramid.png --num 6
 plot rbm-cd25 chain rbm-chain.png --num 3

@@ -10,6 +10,7 @@ import torch
 
 import genzoo
 from genzoo.data import BatchLoader, load_dataset
+from genzoo.errors import ConfigError
 from genzoo.models.adversarial import discriminator_loss, generator_loss
 from genzoo.models.context_encoder import mean_fill, square_masks
 from genzoo.models.lapgan import laplacian_pyramid, upsample
@@ -30,6 +31,17 @@ def test_one_sided_label_smoothing_changes_only_the_real_targets():
     sig = torch.sigmoid
     expected = (-(0.9 * sig(real).log() + 0.1 * (1 - sig(real)).log())).mean() + (-(1 - sig(fake)).log()).mean()
     assert torch.allclose(discriminator_loss(real, fake, label_smoothing=0.1), expected)
+
+
+@pytest.mark.parametrize("name", ["gan", "cgan", "dcgan", "context-encoder", "lapgan"])
+def test_the_generator_can_learn_at_its_own_rate(name):
+    config = genzoo.apply_overrides(tiny_config(name), ["learning_rate=0.001", "generator_rate_ratio=0.25"])
+    optimizers = build_model(config, load_dataset("fake", "train").spec).configure_optimizers()
+    assert [group["lr"] for group in optimizers["discriminator"].param_groups] == [0.001]
+    assert [group["lr"] for group in optimizers["generator"].param_groups] == [0.00025]
+    with pytest.raises(ConfigError, match="generator_rate_ratio must be positive"):
+        build_model(genzoo.apply_overrides(tiny_config(name), ["generator_rate_ratio=0"]),
+                    load_dataset("fake", "train").spec)
 
 
 def count_calls(module: torch.nn.Module) -> list[int]:

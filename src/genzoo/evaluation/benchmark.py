@@ -68,6 +68,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         Row("cgan", "cgan", 50, note="conditional MLP GAN"),
         Row("gan", "gan", 30, note="the lectures' MLP GAN, non-saturating loss"),
         Row("dcgan", "dcgan", 5, note="Radford et al. DCGAN (generator 128-64 channels)"),
+        Row("dcgan-upsampling", "dcgan", 3, preset="upsampling",
+            note="the lectures' DCGAN: UpSampling2D + conv generator (128 channels), strided conv + dropout "
+                 "discriminator, generator at a quarter of the discriminator's learning rate"),
         Row("context-encoder", "context-encoder", 5, note="inpainting a 14x14 centre hole"),
         Row("lapgan", "lapgan", 10, note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs"),
         Row("vae-binarized", "vae", 40, BINARIZED_CONV_VAE, evaluation=LIKELIHOOD_EVAL,
@@ -76,7 +79,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
             evaluation=LIKELIHOOD_EVAL, note="the same network trained with the IWAE bound, k = 5"),
         Row("rbm-cd25", "rbm", 10, ("cd_steps=25",), evaluation=RBM_EVAL,
             note="RBM with 500 hidden units, CD-25, dynamically binarised MNIST"),
-        Row("dbn", "dbn", 20, evaluation=RBM_EVAL, note="2-layer DBN (500-500), 10 epochs per layer, CD-1 then PCD-1 at the top"),
+        Row("dbn", "dbn", 20, evaluation=RBM_EVAL, note="2-layer DBN (500-500), 10 epochs per layer, CD-1"),
         Row("dbm", "dbm", 40, evaluation=RBM_EVAL,
             note="2-layer DBM (500-1000): 10 epochs of pretraining per layer, then 20 of joint training"),
         Row("draw", "draw", 10, evaluation=DRAW_EVAL,

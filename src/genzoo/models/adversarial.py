@@ -29,13 +29,14 @@ class AdversarialTraining:
     label_smoothing: float = 0.0  # one-sided: real targets 1 - label_smoothing (Salimans et al. 2016: 0.1)
     discriminator_steps: int = 1  # k discriminator steps per generator step; the batch is split into k
     learning_rate: float = 2e-4  # Adam for both players (Radford et al. 2016)
+    generator_rate_ratio: float = 1.0  # the generator's rate as a multiple of learning_rate (Heusel et al. 2017: two rates)
     beta1: float = 0.5  # Adam's beta1; Radford et al.: 0.9 oscillates and is unstable, 0.5 trains
 
 
 def adam_pair(config: AdversarialTraining, generator_params, discriminator_params) -> dict[str, torch.optim.Optimizer]:
     betas = (config.beta1, 0.999)
     return {
-        "generator": torch.optim.Adam(generator_params, lr=config.learning_rate, betas=betas),
+        "generator": torch.optim.Adam(generator_params, lr=config.learning_rate * config.generator_rate_ratio, betas=betas),
         "discriminator": torch.optim.Adam(discriminator_params, lr=config.learning_rate, betas=betas),
     }
 
@@ -45,6 +46,8 @@ def validate(config: AdversarialTraining) -> None:
         raise ValueError(f"label_smoothing must be in [0, 1), not {config.label_smoothing}")
     if config.discriminator_steps < 1:
         raise ValueError(f"discriminator_steps must be at least 1, not {config.discriminator_steps}")
+    if config.generator_rate_ratio <= 0:
+        raise ValueError(f"generator_rate_ratio must be positive, not {config.generator_rate_ratio}")
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, label_smoothing: float) -> torch.Tensor:

@@ -49,6 +49,28 @@ class RBMLayer(nn.Module):
         return torch.bernoulli(probabilities, generator=generator), probabilities
 
 
+class BaseRate:
+    """Mixin for Boltzmann machines (nn.Modules): running pixel means of the training data, the
+    base-rate model made from them (the start of AIS) and samples from it, where the Gibbs
+    samplers start. Chains started from fair coin flips (half the pixels on, against about 13 %
+    in MNIST) can fall into a spurious mode that chains started near the data never visit."""
+
+    def init_base_rate(self, num_pixels: int) -> None:
+        self.register_buffer("pixel_sum", torch.zeros(num_pixels))
+        self.register_buffer("pixel_count", torch.zeros(()))
+
+    def count_pixels(self, visible: torch.Tensor) -> None:
+        self.pixel_sum += visible.sum(0)
+        self.pixel_count += len(visible)
+
+    def base_rate(self) -> torch.Tensor:
+        """Visible biases of the base-rate model (fair coins before any training)."""
+        return base_rate_bias(self.pixel_sum, float(self.pixel_count))
+
+    def base_rate_sample(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.bernoulli(torch.sigmoid(self.base_rate()).expand(num, -1), generator=generator)
+
+
 @torch.no_grad()
 def contrastive_divergence(
     layer: RBMLayer,

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from ..data import Batch, DataFormat, DataSpec
 from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler, VisibleFilters
 from .boltzmann import (
+    BaseRate,
     RBMLayer,
     ais_result,
     ais_schedule,
-    base_rate_bias,
     contrastive_divergence,
     sgd_with_momentum,
 )
@@ -55,7 +55,7 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.log() + (1 - p) * (1 - p).log()).sum(1)
 
 
-class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
+class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, BaseRate):
     def __init__(self, config: DBMConfig, spec: DataSpec):
         super().__init__(config, spec)
         hidden1, hidden2 = config.hidden_layers
@@ -65,8 +65,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
         self.register_buffer("chain_visible", torch.bernoulli(torch.full((chains, spec.num_pixels), 0.5)))
         self.register_buffer("chain_top", torch.bernoulli(torch.full((chains, hidden2), 0.5)))
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
-        self.register_buffer("pixel_sum", torch.zeros(spec.num_pixels))
-        self.register_buffer("pixel_count", torch.zeros(()))
+        self.init_base_rate(spec.num_pixels)
 
     @property
     def data_format(self) -> DataFormat:
@@ -109,8 +108,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
     @torch.no_grad()
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         visible = batch.images.flatten(1)
-        self.pixel_sum += visible.sum(0)
-        self.pixel_count += len(visible)
+        self.count_pixels(visible)
         phase = int(self.updates) // self.config.pretrain_updates
         for parameter in self.parameters():
             parameter.grad = None
@@ -146,8 +144,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
         visit the spurious modes a sampler started from noise falls into (one grey image, for every
         chain), and so never unlearn them; ``chain_start = "data"`` starts them from a batch and its
         mean-field h2."""
-        self.bottom.hidden_bias += self.top.visible_bias
-        self.top.visible_bias.zero_()
+        self.bottom.hidden_bias += self.top.visible_bias  # the top RBM's own copy stays, unused from now on
         optimizer.state.clear()
         if self.config.chain_start == "data":
             rows = torch.arange(len(self.chain_visible), device=visible.device) % len(visible)
@@ -184,9 +181,9 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
     # -- sampling -----------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
-        device = self.bottom.weight.device
-        visible = torch.bernoulli(torch.full((num, self.spec.num_pixels), 0.5, device=device), generator=generator)
-        top = torch.bernoulli(torch.full((num, self.config.hidden_layers[1]), 0.5, device=device), generator=generator)
+        """p(v|h1) after ``gibbs_steps`` sweeps from base-rate images and their mean-field h2."""
+        visible = self.base_rate_sample(num, generator)
+        top = torch.bernoulli(self.mean_field(visible)[1], generator=generator)
         for _ in range(self.config.gibbs_steps):
             visible, top, probabilities = self.gibbs_sweep(visible, top, generator)
         return probabilities.view(-1, *self.spec.shape)
@@ -209,7 +206,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
         log p*_beta(v, h2) = (1 - beta) b_A.v + beta (b.v + c2.h2) + sum_j softplus(beta (c1 + v W1 + W2 h2)_j)."""
         w1, w2 = self.bottom.weight.double(), self.top.weight.double()
         b, c1, c2 = self.bottom.visible_bias.double(), self.bottom.hidden_bias.double(), self.top.hidden_bias.double()
-        base = base_rate_bias(self.pixel_sum, float(self.pixel_count)).double()
+        base = self.base_rate().double()
         hidden1, hidden2 = w2.shape
         log_z_base = F.softplus(base).sum() + (hidden1 + hidden2) * math.log(2.0)
 

@@ -2,7 +2,7 @@
 
 The first RBM models the pixels; each next RBM models the hidden activations of the one below,
 and trains only after the one below has had ``updates_per_layer`` updates (the top RBM trains for
-the rest of the run, by persistent CD by default: its samples are what the net generates).
+the rest of the run, by CD or, with ``persistent_top``, by persistent CD).
 Sampling runs a Gibbs chain in the top RBM, then one down pass through the
 lower layers' generative weights, p(h_{l-1} | h_l) = sigmoid(b_{l-1} + W_l h_l).
 """
@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data import Batch, DataFormat, DataSpec
 from .base import GenerativeModel, Metrics, Sampler, VisibleFilters
-from .boltzmann import RBMLayer, contrastive_divergence, sgd_with_momentum
+from .boltzmann import BaseRate, RBMLayer, contrastive_divergence, sgd_with_momentum
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class DBNConfig:
     hidden_layers: tuple[int, ...] = (500, 500)  # two layers; (500, 500, 2000) is Hinton et al.'s three
     updates_per_layer: int = 6000  # greedy schedule: 10 epochs of batch 100 per lower layer
     cd_steps: int = 1
-    persistent_top: bool = True  # top RBM by PCD (Tieleman 2008): CD-1 leaves spurious modes samples fall into
+    persistent_top: bool = False  # train the top RBM by PCD (Tieleman 2008) instead of CD
     persistent_chains: int = 100
     learning_rate: float = 0.05
     momentum: float = 0.9
@@ -35,7 +35,7 @@ class DBNConfig:
     gibbs_steps: int = 1000  # Gibbs sweeps in the top RBM per sample
 
 
-class DBN(GenerativeModel, Sampler, VisibleFilters):
+class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
     def __init__(self, config: DBNConfig, spec: DataSpec):
         super().__init__(config, spec)
         if len(config.hidden_layers) < 2:
@@ -45,6 +45,7 @@ class DBN(GenerativeModel, Sampler, VisibleFilters):
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))  # drives the greedy schedule
         # The top RBM's persistent chains (PCD), started from the data's up-pass when that layer starts.
         self.register_buffer("chains", torch.zeros(config.persistent_chains, sizes[-2]))
+        self.init_base_rate(spec.num_pixels)  # pixel means: where sampling starts
 
     @property
     def data_format(self) -> DataFormat:
@@ -75,6 +76,7 @@ class DBN(GenerativeModel, Sampler, VisibleFilters):
     @torch.no_grad()
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         depth = self.training_layer()
+        self.count_pixels(batch.images.flatten(1))
         visible = self.up(batch.images.flatten(1), depth, generator)
         layer = self.layers[depth]
         for other in self.layers:  # only the layer in training moves (momentum buffers stay put)
@@ -102,10 +104,9 @@ class DBN(GenerativeModel, Sampler, VisibleFilters):
 
     @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
-        """Gibbs in the top RBM from random states, then a down pass: p(v | h_1) as images."""
+        """Gibbs in the top RBM from the up-pass of base-rate images, then a down pass: p(v | h_1)."""
         top = self.layers[-1]
-        device = top.weight.device
-        state = torch.bernoulli(torch.full((num, top.weight.shape[0]), 0.5, device=device), generator=generator)
+        state = self.up(self.base_rate_sample(num, generator), len(self.layers) - 1, generator)
         for _ in range(self.config.gibbs_steps):
             state, _ = top.gibbs_step(state, generator)
         for layer in reversed(self.layers[:-1]):

@@ -36,7 +36,12 @@ class DCGANConfig(AdversarialTraining):
 
 PRESETS = {
     "radford": DCGANConfig(),
-    "upsampling": DCGANConfig(architecture="upsampling", generator_channels=128, discriminator_channels=64),
+    # The generator learns at a quarter of the discriminator's rate: at the same rate its last
+    # layer (a 7x7 convolution over 128 channels, fan-in 6272) moved the mean output pixel by up to
+    # 0.2 per Adam step, it matched whatever the discriminator had just learned, and D(x) and
+    # D(G(z)) stayed at 0.50 for a whole epoch while the samples stayed strokes.
+    "upsampling": DCGANConfig(architecture="upsampling", generator_channels=128, discriminator_channels=64,
+                              generator_rate_ratio=0.25),
 }
 
 

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from ..data import Batch, DataFormat, DataSpec
 from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler, VisibleFilters
 from .boltzmann import (
+    BaseRate,
     RBMLayer,
     ais_log_partition,
-    base_rate_bias,
     contrastive_divergence,
     sgd_with_momentum,
 )
@@ -38,7 +38,7 @@ class RBMConfig:
     gibbs_steps: int = 1000  # Gibbs sweeps per sample drawn by `sample`
 
 
-class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
+class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, BaseRate):
     def __init__(self, config: RBMConfig, spec: DataSpec):
         super().__init__(config, spec)
         if config.hidden_units < 1 or config.cd_steps < 1:
@@ -46,9 +46,7 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
         self.layer = RBMLayer(spec.num_pixels, config.hidden_units)
         # Persistent chains are state: saved, restored on resume. Started as fair coin flips.
         self.register_buffer("chains", torch.bernoulli(torch.full((config.persistent_chains, spec.num_pixels), 0.5)))
-        # The base-rate model's visible biases for AIS: running pixel means of the training data.
-        self.register_buffer("pixel_sum", torch.zeros(spec.num_pixels))
-        self.register_buffer("pixel_count", torch.zeros(()))
+        self.init_base_rate(spec.num_pixels)  # pixel means: AIS's base-rate model, the samplers' start
 
     @property
     def data_format(self) -> DataFormat:
@@ -71,8 +69,7 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
     @torch.no_grad()
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         visible = batch.images.flatten(1)  # (B, C, H, W) -> (B, V)
-        self.pixel_sum += visible.sum(0)
-        self.pixel_count += len(visible)
+        self.count_pixels(visible)
         start = self.chains if self.config.persistent else visible
         end = contrastive_divergence(self.layer, visible, start, steps=self.config.cd_steps, generator=generator)
         if self.config.persistent:
@@ -100,8 +97,8 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
         return shown
 
     def random_start(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        device = self.layer.weight.device
-        return torch.bernoulli(torch.full((num, self.spec.num_pixels), 0.5, device=device), generator=generator)
+        """Random binary images, each pixel on with its training-set frequency (the base rate)."""
+        return self.base_rate_sample(num, generator)
 
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
         """p(v|h) after ``gibbs_steps`` sweeps from random binary images."""
@@ -109,10 +106,6 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters):
 
     def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
         return self.sample(len(batch), generator=generator)
-
-    def base_rate(self) -> torch.Tensor:
-        """Visible biases of the AIS base-rate model, from the pixel means seen in training."""
-        return base_rate_bias(self.pixel_sum, float(self.pixel_count))
 
     @torch.no_grad()
     def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator) -> dict[str, float]:
