@@ -76,8 +76,9 @@ class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
     @torch.no_grad()
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         depth = self.training_layer()
-        self.count_pixels(batch.images.flatten(1))
-        visible = self.up(batch.images.flatten(1), depth, generator)
+        pixels = batch.images.flatten(1)
+        self.count_pixels(pixels)
+        visible = self.up(pixels, depth, generator)
         layer = self.layers[depth]
         for other in self.layers:  # only the layer in training moves (momentum buffers stay put)
             for parameter in other.parameters():
