@@ -119,7 +119,7 @@ def test_resume_from_the_cli(trained_runs, tmp_path, capsys):
     [
         (["train", "vea", "--dry-run"], "unknown model 'vea' (did you mean 'vae'?)"),
         (["train", "vae", "--dry-run", "--set", "latent_dims=3"], "unknown option 'latent_dims'"),
-        (["train", "vae", "--dry-run", "--set", "latent_dim=-1"], "latent_dim must be positive"),
+        (["train", "vae", "--dry-run", "--set", "latent_dim=-1"], "latent_dim must be at least 1"),
         (["train", "vae", "--dry-run", "--epochs", "0"], "--epochs must be at least 1"),
         (["train", "vae", "--dry-run", "--dataset", "nowhere"], "unknown dataset 'nowhere'"),
         (["train", "vae", "--dry-run", "--preset", "huge"], "no preset 'huge'"),

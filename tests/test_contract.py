@@ -10,7 +10,7 @@ import torch
 import genzoo
 from genzoo.config import apply_overrides
 from genzoo.data import BatchLoader, load_dataset
-from genzoo.models.base import Denoiser, GenerativeModel, LatentCodec, Sampler
+from genzoo.models.base import Denoiser, GenerativeModel, Inpainter, LatentCodec, Sampler
 from genzoo.registry import MODELS
 from genzoo.runs import build_model
 
@@ -115,3 +115,47 @@ def test_conditional_models_reject_missing_or_bad_labels(fake_train):
         model.sample(3)
     with pytest.raises(ValueError, match="labels must lie in"):
         model.sample(2, labels=torch.tensor([0, 9]))
+
+
+@pytest.mark.parametrize(("name", "preset", "small"), [
+    ("dcgan", "radford-64", ["generator_channels=4", "discriminator_channels=4"]),
+    ("vae", "conv-64", ["conv_channels=4,4,8,8", "hidden_dims=8"]),
+])
+def test_64_pixel_rgb_presets_train_on_64_pixel_colour_images(name, preset, small):
+    config = apply_overrides(genzoo.default_config(name, preset=preset), small)
+    data = load_dataset("fake", "train", image_size=64, channels=3)
+    model = build_model(config, data.spec)
+    optimizers = model.configure_optimizers()
+    loader = BatchLoader(data, batch_size=8, fmt=model.data_format, drop_last=True)
+    generator = torch.Generator().manual_seed(0)
+    before = [p.detach().clone() for p in model.parameters()]
+    for batch in loader.batches(None, generator, limit=2):
+        assert torch.isfinite(model.train_step(batch, optimizers, generator=generator)["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert model.sample(3, generator=generator).shape == (3, 3, 64, 64)
+
+
+def test_radford_64_refuses_28_pixel_images():
+    config = genzoo.default_config("dcgan", preset="radford-64")
+    with pytest.raises(genzoo.GenzooError, match="multiples of 16"):
+        genzoo.get_entry("dcgan").build(config.model_config, load_dataset("fake", "train").spec)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_inference_returns_plain_tensors(name, fake_train):
+    """Samples, codes, decodings and inpaintings carry no autograd graph (the README's
+    `model.sample(...).numpy()` works)."""
+    model = build_model(tiny_config(name), fake_train.spec).eval()
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(4, *fake_train.spec.shape)
+    outputs = []
+    if isinstance(model, Sampler):
+        outputs.append(model.sample(4, labels=torch.arange(4) if model.conditional else None, generator=generator))
+    if isinstance(model, LatentCodec):
+        labels = torch.arange(4) if model.conditional else None
+        outputs += [model.encode(images, labels), model.decode(torch.zeros(4, model.latent_dim), labels),
+                    model.reconstruct(images, labels)]
+    if isinstance(model, Inpainter):
+        outputs.append(model.inpaint(images * 2 - 1, model.make_mask(4, "centre")))
+    assert outputs and not any(output.requires_grad for output in outputs)
+    outputs[0].numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import struct
@@ -235,3 +236,70 @@ def test_batches_cover_the_data_once_per_epoch_without_python_per_sample_work():
     assert len(loader) == 6 and torch.equal(seen, data.labels[order])
     assert torch.equal(order, epoch_permutation(len(data), seed=0, epoch=3))
     assert not torch.equal(order, epoch_permutation(len(data), seed=0, epoch=4))
+
+
+def cifar_archive(path, *, tamper=False):
+    """A CIFAR-10-shaped python archive: 5 training batches of 4 images and a test batch of 4."""
+    import io
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as archive:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 3, 9, 1]}
+            payload = pickle.dumps(batch if not tamper else {b"data": print})
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+
+
+def md5_of(path):
+    import hashlib
+
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_cifar10_loads_from_a_generated_archive_after_its_checksum(tmp_path, monkeypatch):
+    from genzoo.data import cifar
+
+    archive = tmp_path / "cifar10" / cifar.ARCHIVE
+    archive.parent.mkdir()
+    cifar_archive(archive)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        load_dataset("cifar10", "train", data_dir=tmp_path)
+    monkeypatch.setattr(cifar, "CIFAR10", dataclasses.replace(
+        cifar.CIFAR10, checksums={cifar.ARCHIVE: idx.Checksum(md5_of(archive), None)}))
+    train, test = (load_dataset("cifar10", split, data_dir=tmp_path) for split in ("train", "test"))
+    assert train.images.shape == (20, 3, 32, 32) and test.images.shape == (4, 3, 32, 32)
+    assert train.class_names[9] == "truck" and test.labels.tolist() == [0, 3, 9, 1]
+    cifar_archive(archive, tamper=True)  # a pickle that would call a function is refused
+    monkeypatch.setattr(cifar, "CIFAR10", dataclasses.replace(
+        cifar.CIFAR10, checksums={cifar.ARCHIVE: idx.Checksum(md5_of(archive), None)}))
+    with pytest.raises(DataError, match="unexpected object builtins.print"):
+        load_dataset("cifar10", "test", data_dir=tmp_path)
+
+
+def test_a_prepared_folder_gives_the_batches_of_the_folder_in_memory(tmp_path):
+    from genzoo.data import BatchLoader, DataFormat
+    from genzoo.data.datasets import prepare_folder
+
+    folder = tmp_path / "images"
+    rng = np.random.default_rng(1)
+    for label in ("cats", "dogs"):
+        (folder / label).mkdir(parents=True)
+        for i in range(15):
+            Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(folder / label / f"{i:02d}.png")
+    prepare_folder(folder, tmp_path / "prepared", image_size=16, channels=3)
+    for split in ("train", "test"):
+        memory = load_dataset(str(folder), split, image_size=16, channels=3)
+        mapped = load_dataset(str(tmp_path / "prepared"), split, image_size=16, channels=3)
+        assert mapped.mapped and mapped.class_names == ("cats", "dogs")
+        order = torch.randperm(len(memory), generator=torch.Generator().manual_seed(0))
+        fmt = DataFormat(binarize="dynamic")
+        loaders = [BatchLoader(d, batch_size=4, fmt=fmt, drop_last=True) for d in (memory, mapped)]
+        streams = [list(loader.batches(order, torch.Generator().manual_seed(3))) for loader in loaders]
+        for a, b in zip(*streams, strict=True):
+            assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    with pytest.raises(DataError, match="was prepared at 3 x 16 x 16"):
+        load_dataset(str(tmp_path / "prepared"), "train", image_size=28, channels=1)

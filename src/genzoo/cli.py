@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,27 +23,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, distributed
 from .config import RunConfig, apply_overrides, replace_fields
 from .data.datasets import dataset_names
 from .errors import GenzooError
 from .evaluation.benchmark import PROTOCOLS
 from .evaluation.suite import METRICS as EVAL_METRICS
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, atomic_write_text, ensure_directory
 from .images import PREVIEW_COLUMNS, save_grid
 from .models.base import Sampler
 from .registry import MODELS
 from .runs import (
     CONFIG,
+    config_changes,
     default_config,
+    default_run_dir,
     load_run,
+    memory_bytes,
     read_config,
     require_run_dir,
+    resumable,
     select_device,
     train,
 )
 
 SAMPLE_CHUNK = 1000  # images decoded at once by `genzoo sample`
+MAX_GRID = 10_000  # images in one PNG grid (100 x 100); more is for .npy
+MAX_PLOT_NUM = 100  # the side, rows or count a plot's --num may ask for
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -63,7 +71,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", help="auto (default) | cpu | cuda | cuda:K | mps")
+    p.add_argument("--precision", choices=["float32", "bf16"], help="bf16: autocast to bfloat16 (default float32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model's networks")
+    p.add_argument("--nproc", type=int, help="train with N processes (torchrun; one per GPU, or CPU processes)")
     p.add_argument("--run-dir", type=Path, help="where the run is written (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--config", type=Path, help="a config.toml (a run's reproduces that run)")
     p.add_argument("--preset", help="a named architecture of the model (see `genzoo models --verbose`)")
@@ -80,7 +91,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="FILE.png (a grid) or FILE.npy (float32 N,C,H,W in [0,1])")
     p.add_argument("--label", type=int, help="class to draw (conditional models)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:K | mps")
 
     from .plots import PLOTS
 
@@ -101,24 +112,55 @@ def build_parser() -> ArgumentParser:
     p = commands.add_parser("evaluate", help="score a run with every metric that applies; writes eval.json")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--metrics", help="comma-separated subset of: " + ", ".join(EVAL_METRICS))
-    p.add_argument("--num-samples", type=int, default=10_000, help="generated images (default 10000)")
+    p.add_argument("--full", action="store_true",
+                   help="the benchmark's protocol: 10000 samples, K = 5000 on every test image, 5 AIS runs "
+                        "(minutes to an hour); the default is a quick one (about a minute)")
+    p.add_argument("--num-samples", type=int, help="generated images (quick 2000, full 10000)")
     p.add_argument("--split", choices=["test", "train"], default="test", help="reference split")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--importance-samples", type=int, default=1000,
-                   help="K of the importance-sampled NLL (default 1000; the README's figures use 5000)")
-    p.add_argument("--likelihood-images", type=int, default=0, help="images used for likelihoods (default all)")
-    p.add_argument("--ais-chains", type=int, default=100, help="AIS chains for log Z (Boltzmann machines)")
-    p.add_argument("--ais-steps", type=int, default=14_500, help="AIS intermediate distributions")
+    p.add_argument("--importance-samples", type=int, help="K of the importance-sampled NLL (quick 500, full 5000)")
+    p.add_argument("--likelihood-images", type=int, help="test images used for likelihoods (quick 1000, full 0 = all)")
+    p.add_argument("--ais-chains", type=int, help="AIS chains for log Z (Boltzmann machines; 100)")
+    p.add_argument("--ais-steps", type=int, help="AIS intermediate distributions (14500)")
+    p.add_argument("--ais-runs", type=int, help="independent AIS runs (quick 1, full 5)")
     p.add_argument("--evaluator", help="a .safetensors evaluator (default: the one genzoo ships for the dataset)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:K | mps")
 
     p = commands.add_parser("benchmark", help="train and evaluate a named protocol; writes a Markdown table")
-    p.add_argument("protocol", help="one of: " + ", ".join(PROTOCOLS))
+    p.add_argument("protocol", help="one of: " + ", ".join(PROTOCOLS) + ", speed")
     p.add_argument("--runs-dir", type=Path, help="where the runs go (default runs/benchmark-PROTOCOL)")
     p.add_argument("--out", type=Path, help="Markdown file (default RUNS_DIR/results.md)")
     p.add_argument("--data-dir", help="folder holding mnist/*-ubyte.gz (default $GENZOO_DATA or ~/.cache/genzoo)")
-    p.add_argument("--rows", help="comma-separated subset of the protocol's rows")
+    p.add_argument("--rows", help="comma-separated subset of the protocol's rows (speed: MODEL or MODEL:PRESET)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--steps", type=int, default=40, help="speed: timed training steps per row (default 40)")
+    p.add_argument("--keras-python", help="speed: the Python of a venv with keras, jax and tensorflow-cpu; "
+                   "runs the seed models' Keras code beside genzoo's (see ../shared/peers/README.md)")
+    p.add_argument("--keras-script", type=Path, help="speed: keras_ref.py (default ../shared/peers/keras_ref.py)")
+
+    p = commands.add_parser("report", help="one self-contained HTML page on one or more runs")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN", help="run directories or zoo:NAME")
+    p.add_argument("--out", type=Path, required=True, help="FILE.html")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = commands.add_parser("explore", help="an interactive explorer of a run in the browser (pip install genzoo[explore])")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--no-browser", action="store_true", help="serve without opening a browser")
+
+    p = commands.add_parser("prepare", help="convert an image folder once for training from a memory map")
+    p.add_argument("folder", type=Path, help="an image folder (class subfolders become labels)")
+    p.add_argument("--out", type=Path, required=True, help="the prepared dataset (then --dataset OUT)")
+    p.add_argument("--image-size", type=int, default=28)
+    p.add_argument("--channels", type=int, choices=[1, 3], default=1)
+
+    p = commands.add_parser("zoo", help="list the trained models shipped with genzoo (use them as zoo:NAME)")
+    p.add_argument("action", nargs="?", choices=["list", "build", "table"], default="list",
+                   help="list (default); build: pack trained benchmark rows into the zoo (maintainers); "
+                        "table: the results tables from the zoo's eval.json files")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs/benchmark-mnist"), help="build: the benchmark's runs")
+    p.add_argument("--rows", help="build: comma-separated rows (default: every trained row)")
+    p.add_argument("--out", type=Path, help="table: write the Markdown here too")
 
     p = commands.add_parser("models", help="list the models")
     p.add_argument("--verbose", "-v", action="store_true", help="show config fields and presets")
@@ -128,7 +170,8 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "sample": cmd_sample, "plot": cmd_plot, "evaluate": cmd_evaluate, "inpaint": cmd_inpaint,
-                "benchmark": cmd_benchmark, "models": cmd_models}
+                "benchmark": cmd_benchmark, "models": cmd_models, "zoo": cmd_zoo,
+                "prepare": cmd_prepare, "report": cmd_report, "explore": cmd_explore}
     try:
         return handlers[args.command](args)
     except GenzooError as exc:
@@ -157,7 +200,10 @@ def resolve_train_config(args) -> RunConfig:
         raise GenzooError("name a model to train (see `genzoo models`), or give --config or --resume")
     data = {k: v for k, v in (("dataset", args.dataset), ("data_dir", args.data_dir)) if v is not None}
     train_fields = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                                      ("seed", args.seed), ("device", args.device)) if v is not None}
+                                      ("seed", args.seed), ("device", args.device), ("precision", args.precision))
+                    if v is not None}
+    if args.compile:
+        train_fields["compile"] = True
     if args.dry_run:
         data.setdefault("dataset", "fake")
         train_fields.update(epochs=1, max_batches=2, eval_batches=2)
@@ -173,18 +219,59 @@ def resolve_train_config(args) -> RunConfig:
 
 def resolve_resume_config(args) -> RunConfig:
     run_dir = require_run_dir(args.resume, CONFIG)
-    if args.model or args.config or args.preset or args.set or args.dry_run or args.dataset or args.batch_size or args.seed is not None:
-        raise GenzooError("--resume continues a run as configured; only --epochs, --data-dir and --device may change")
+    if args.model or args.config or args.preset or args.dry_run or args.dataset or args.batch_size or args.seed is not None:
+        raise GenzooError("--resume continues a run as configured; only --epochs, --data-dir, --device and "
+                          "--set of learning rates may change")
     config = read_config(run_dir / CONFIG)
     data = {"data_dir": args.data_dir} if args.data_dir else {}
     train_fields = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v is not None}
     config = dataclasses.replace(
         config, data=replace_fields(config.data, data, "data"), train=replace_fields(config.train, train_fields, "train")
     )
-    return config
+    changed = apply_overrides(config, args.set)
+    for name in config_changes(config, changed):
+        if not resumable(*name.split(".")):
+            raise GenzooError(f"--set {name}: a resumed run may change only its epochs, device, data_dir, learning "
+                              "rates and schedule; start a new run to change the rest")
+    if args.set:
+        print(f"genzoo: resuming {run_dir} with {', '.join(args.set)} (recorded in its config.toml)", file=sys.stderr)
+    return changed
 
 
 def cmd_train(args) -> int:
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise GenzooError("--nproc must be at least 1")
+        if args.nproc > 1 and distributed.launched_world() == 1:
+            return launch_processes(args)
+    try:
+        return train_here(args)
+    finally:
+        distributed.teardown()
+
+
+def launch_processes(args) -> int:
+    """``genzoo train ... --nproc N``: the same command under torchrun, N processes on this machine,
+    into one run directory chosen here (each process would otherwise pick its own default)."""
+    argv = sys.argv[1:]
+    at = argv.index("--nproc")
+    argv = argv[:at] + argv[at + 2:]
+    run_dir = args.run_dir
+    if run_dir is None and not args.resume:
+        run_dir = (Path(tempfile.mkdtemp(prefix="genzoo-dry-run-")) / "run" if args.dry_run
+                   else default_run_dir(resolve_train_config(args)))
+        argv += ["--run-dir", str(run_dir)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+               "-m", "genzoo.cli", *argv]
+    print(f"genzoo: {args.nproc} processes: torchrun --standalone --nproc-per-node={args.nproc} "
+          f"-m genzoo.cli {' '.join(argv)}", file=sys.stderr)
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def train_here(args) -> int:
     progress = not args.no_progress
     if args.resume:
         config = resolve_resume_config(args)
@@ -194,6 +281,8 @@ def cmd_train(args) -> int:
         config = resolve_train_config(args)
         with tempfile.TemporaryDirectory(prefix="genzoo-dry-run-") as tmp:
             trainer = train(config, Path(tmp) / "run", progress=progress)
+            if not trainer.group.is_main:
+                return 0
             _write_loss_plot(trainer.run_dir, config.model)
             final_loss = _last_loss(trainer)
         print(f"genzoo: dry run of {config.model} on {config.data.dataset} passed "
@@ -203,14 +292,29 @@ def cmd_train(args) -> int:
         config = resolve_train_config(args)
         trainer = train(config, args.run_dir, progress=progress)
         run_dir = trainer.run_dir
+    if not trainer.group.is_main:  # rank 0 reports and draws for the run
+        return 130 if trainer.stop_requested else 0
     _write_loss_plot(run_dir, config.model)
     if trainer.stop_requested:
         print(f"genzoo: interrupted at epoch {trainer.epoch + 1}, step {trainer.global_step}; saved. "
               f"Continue with: genzoo train --resume {run_dir}", file=sys.stderr)
         return 130
     print(f"genzoo: trained {config.model} for {config.train.epochs} epochs into {run_dir}")
-    print(f"  next: genzoo sample {run_dir} --num 64 --out samples.png   |   genzoo plot {run_dir} all")
+    print(f"  next: {next_steps(trainer.model, run_dir)}")
     return 0
+
+
+def next_steps(model, run_dir) -> str:
+    """What a user can do with a trained model, by what it can do."""
+    from .models.base import Inpainter
+
+    steps = []
+    if isinstance(model, Sampler):
+        steps.append(f"genzoo sample {run_dir} --num 64 --out samples.png")
+    if isinstance(model, Inpainter):
+        steps.append(f"genzoo inpaint {run_dir} --input IMAGE.png --out filled.png")
+    steps += [f"genzoo plot {run_dir} all", f"genzoo evaluate {run_dir}"]
+    return "   |   ".join(steps)
 
 
 def _last_loss(trainer) -> float:
@@ -224,7 +328,7 @@ def _write_loss_plot(run_dir: Path, model: str) -> None:
     from .plots import loss_figure, save_figure
 
     plots = Path(run_dir) / "plots"
-    plots.mkdir(exist_ok=True)
+    ensure_directory(plots)
     save_figure(loss_figure(Path(run_dir), model), plots / "losses.png")
 
 
@@ -237,11 +341,20 @@ def cmd_sample(args) -> int:
         raise GenzooError(f"--out {args.out}: expected a .png or .npy file name")
     if not args.out.parent.is_dir():
         raise GenzooError(f"--out {args.out}: directory {args.out.parent} does not exist")
+    if suffix == ".png" and args.num > MAX_GRID:
+        raise GenzooError(f"--num {args.num}: a PNG grid holds at most {MAX_GRID} images; write FILE.npy for more")
     run = load_run(args.run_dir, device=select_device(args.device))
     model = run.model
+    need = args.num * model.spec.num_pixels * 4
+    if need > memory_bytes() // 2:
+        raise GenzooError(f"--num {args.num}: the samples need {need / 2**30:.1f} GiB as float32; this machine has "
+                          f"{memory_bytes() / 2**30:.1f} GiB (draw them in several files)")
     if not isinstance(model, Sampler):
+        from .plots import kinds_for
+
         raise GenzooError(f"model {run.config.model!r} has no prior to sample from; "
-                          f"try `genzoo plot {args.run_dir} reconstructions`")
+                          f"try `genzoo plot {args.run_dir} {kinds_for(model)[0]}` (its plots: "
+                          f"{', '.join(kinds_for(model))})")
     labels = None
     if model.conditional:
         classes = len(run.class_names)
@@ -282,6 +395,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def cmd_plot(args) -> int:
     from .plots import PLOTS, PlotOptions, kinds_for, make_plot
 
+    if not 0 <= args.num <= MAX_PLOT_NUM:
+        raise GenzooError(f"--num must be between 0 (the plot's default) and {MAX_PLOT_NUM}")
     run = load_run(args.run_dir)
     options = PlotOptions(num=args.num, seed=args.seed)
     if args.kind == "all":
@@ -295,8 +410,8 @@ def cmd_plot(args) -> int:
     for kind in kinds:
         out = args.out
         if out is None:
-            out = run.path / "plots" / f"{kind}.png"
-            out.parent.mkdir(exist_ok=True)
+            out = run.output_dir / "plots" / f"{kind}.png"
+            ensure_directory(out.parent)
         make_plot(run, kind, out, options)
         print(f"genzoo: wrote {out}")
     return 0
@@ -337,31 +452,36 @@ def cmd_inpaint(args) -> int:
 
 # -- evaluate -------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
-    from .evaluation.suite import EvaluationOptions, evaluate_run, format_table, write_result
+    from .evaluation.suite import FULL, QUICK, evaluate_run, format_table, write_result
 
-    for flag in ("num_samples", "importance_samples", "ais_chains", "ais_steps"):
-        if getattr(args, flag) < 1:
-            raise GenzooError(f"--{flag.replace('_', '-')} must be at least 1")
-    if args.likelihood_images < 0:
-        raise GenzooError("--likelihood-images must be 0 (all) or more")
+    base = FULL if args.full else QUICK
+    chosen = {name: getattr(args, name) for name in ("num_samples", "importance_samples", "likelihood_images",
+                                                      "ais_chains", "ais_steps", "ais_runs")
+              if getattr(args, name) is not None}
+    for flag, value in chosen.items():
+        if value < (0 if flag == "likelihood_images" else 1):
+            raise GenzooError(f"--{flag.replace('_', '-')} must be at least {0 if flag == 'likelihood_images' else 1}")
     run = load_run(args.run_dir, device=select_device(args.device))
-    options = EvaluationOptions(
+    options = dataclasses.replace(
+        base, **chosen, split=args.split, seed=args.seed, evaluator=args.evaluator or "",
         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else (),
-        num_samples=args.num_samples, split=args.split, seed=args.seed,
-        importance_samples=args.importance_samples, likelihood_images=args.likelihood_images,
-        ais_chains=args.ais_chains, ais_steps=args.ais_steps,
-        evaluator=args.evaluator or "",
     )
-    result = evaluate_run(run, options)
-    write_result(result, run.path / "eval.json")
+    result = evaluate_run(run, options, progress=True)
+    ensure_directory(run.output_dir)
+    write_result(result, run.output_dir / "eval.json")
     print(format_table(result))
-    print(f"genzoo: wrote {run.path / 'eval.json'} ({result['seconds']:.0f} s)")
+    print(f"genzoo: wrote {run.output_dir / 'eval.json'} ({result['seconds']:.0f} s)")
+    if not args.full:
+        print(f"genzoo: that was the quick protocol; `genzoo evaluate {args.run_dir} --full` runs the benchmark's "
+              "(the README's figures)")
     return 0
 
 
 def cmd_benchmark(args) -> int:
     from .evaluation.benchmark import markdown, run_protocol, write_markdown
 
+    if args.protocol == "speed":
+        return cmd_speed(args)
     runs_dir = args.runs_dir or Path("runs") / f"benchmark-{args.protocol}"
     rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
     results = run_protocol(args.protocol, runs_dir, data_dir=args.data_dir or "", rows=rows,
@@ -374,16 +494,125 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
+def cmd_speed(args) -> int:
+    from .evaluation import speed
+
+    if args.steps < 1:
+        raise GenzooError("--steps must be at least 1")
+    script = args.keras_script or Path("../shared/peers/keras_ref.py")
+    if args.keras_python and not script.is_file():
+        raise GenzooError(f"--keras-script {script}: no such file")
+    rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
+    results = speed.run_speed(rows, steps=args.steps, keras_python=args.keras_python, keras_script=script)
+    text = speed.markdown(results, speed.likelihood_speed(), threads=torch.get_num_threads())
+    out = args.out or Path("runs") / "benchmark-speed" / "results.md"
+    ensure_directory(out.parent)
+    atomic_write_text(out, text)
+    print(text)
+    print(f"genzoo: wrote {out}")
+    return 0
+
+
+# -- report and explore ---------------------------------------------------------------------
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    if args.out.suffix.lower() not in (".html", ".htm"):
+        raise GenzooError(f"--out {args.out}: expected an .html file name")
+    if not args.out.parent.is_dir():
+        raise GenzooError(f"--out {args.out}: directory {args.out.parent} does not exist")
+    runs = [load_run(run_dir) for run_dir in args.run_dirs]
+    atomic_write_text(args.out, build_report(runs, seed=args.seed))
+    print(f"genzoo: wrote {args.out} ({len(runs)} run{'s' if len(runs) > 1 else ''}); open it in a browser")
+    return 0
+
+
+def cmd_explore(args) -> int:
+    from .explore import serve
+
+    run = load_run(args.run_dir)
+    serve(run, port=args.port, open_browser=not args.no_browser)
+    return 0
+
+
+# -- prepare --------------------------------------------------------------------------------
+def cmd_prepare(args) -> int:
+    from .config import DataConfig
+    from .data.datasets import prepare_folder
+
+    if not args.folder.is_dir():
+        raise GenzooError(f"{args.folder}: not a folder")
+    DataConfig(image_size=args.image_size, channels=args.channels)  # the same limits as training
+    manifest = prepare_folder(args.folder, args.out, image_size=args.image_size, channels=args.channels, log=sys.stderr)
+    print(f"genzoo: prepared {manifest['counts']['train']} training and {manifest['counts']['test']} test images "
+          f"({args.channels} x {args.image_size} x {args.image_size}) in {args.out}; train with --dataset {args.out}"
+          + (f" --set data.image_size={args.image_size}" if args.image_size != 28 else "")
+          + (f" --set data.channels={args.channels}" if args.channels != 1 else ""))
+    return 0
+
+
+# -- zoo ------------------------------------------------------------------------------------
+def cmd_zoo(args) -> int:
+    from . import zoo
+    from .evaluation.benchmark import PROTOCOLS, markdown
+
+    rows = {row.label: row for row in PROTOCOLS["mnist"]}
+    if args.action == "build":
+        from .zoo.build import build, size_bytes
+
+        wanted = [r.strip() for r in args.rows.split(",")] if args.rows else [
+            label for label in rows if (args.runs_dir / label / "eval.json").exists()]
+        unknown = [label for label in wanted if label not in rows]
+        if unknown:
+            raise GenzooError(f"the mnist protocol has no row {unknown[0]!r}")
+        build([rows[label] for label in wanted], args.runs_dir, zoo.zoo_root())
+        print(f"genzoo: zoo built from {len(wanted)} rows; {size_bytes(zoo.zoo_root()) / 1e6:.1f} MB in all")
+        return 0
+    entries = zoo.entries()
+    if not entries:
+        print("genzoo: no zoo models are installed")
+        return 0
+    if args.action == "table":
+        results = []
+        for name, entry in entries.items():
+            zoo.resolve(zoo.PREFIX + name)
+            result = json.loads((entry.path / "eval.json").read_text(encoding="utf-8"))
+            results.append((rows[name], result, entry.train_seconds))
+        order = list(rows)
+        text = markdown("mnist", sorted(results, key=lambda item: order.index(item[0].label)))
+        if args.out:
+            atomic_write_text(args.out, text)
+        print(text)
+        return 0
+    width = max(map(len, entries)) + 4
+    for name, entry in entries.items():
+        numbers = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                            for key, value in entry.headline.items())
+        print(f"{'zoo:' + name:<{width}}  {entry.model:<16} {entry.train_seconds / 60:5.1f} min  {numbers}")
+    print("use a name wherever a run directory goes: genzoo sample zoo:NAME --num 64 --out samples.png")
+    return 0
+
+
 # -- models ---------------------------------------------------------------------------------
 def cmd_models(args) -> int:
+    from .config import DataConfig, TrainConfig
+
     width = max(map(len, MODELS))
     for name, entry in MODELS.items():
         print(f"{name:<{width}}  {entry.summary}  [{entry.reference}]")
         if args.verbose:
             for field in dataclasses.fields(entry.config):
                 print(f"{'':<{width}}    {field.name} = {getattr(entry.config, field.name)!r}")
-            if entry.presets:
-                print(f"{'':<{width}}    presets: {', '.join(entry.presets)}")
+            for preset, config in entry.presets.items():
+                changed = [f"{f.name}={getattr(config, f.name)!r}" for f in dataclasses.fields(config)
+                           if getattr(config, f.name) != getattr(entry.config, f.name)]
+                print(f"{'':<{width}}    --preset {preset}: {', '.join(changed) or '(the default)'}")
+            print(f"{'':<{width}}    train.batch_size = {entry.batch_size} (this model's default)")
+    if args.verbose:
+        for section, config in (("data", DataConfig()), ("train", TrainConfig())):
+            print(f"{section} fields (every model; --set {section}.NAME=VALUE):")
+            for field in dataclasses.fields(config):
+                print(f"    {section}.{field.name} = {getattr(config, field.name)!r}")
     return 0
 
 

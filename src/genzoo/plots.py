@@ -111,12 +111,17 @@ def pca(codes: torch.Tensor, k: int = 2):
     mean = codes.mean(0)
     _, singular, vh = torch.linalg.svd(codes - mean, full_matrices=False)
     variance = singular.pow(2)
-    return mean, vh[:k], variance[:k] / variance.sum()
+    if len(vh) < k:  # fewer codes than directions (a tiny test split): complete with the first axes
+        vh = torch.cat([vh, torch.eye(codes.shape[1])[: k - len(vh)]])
+        variance = torch.cat([variance, torch.zeros(k - len(variance))])
+    return mean, vh[:k], variance[:k] / variance.sum().clamp(min=1e-12)
 
 
 def _pick(test: ImageData, count: int, seed: int) -> torch.Tensor:
+    """``count`` random test images (repeating when the split is smaller, so that rows stay full)."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(len(test), generator=generator)[:count]
+    order = torch.randperm(len(test), generator=generator)
+    return order[torch.arange(count) % len(order)]
 
 
 def _one_per_class(test: ImageData, count: int) -> torch.Tensor:
@@ -264,6 +269,32 @@ def plot_interpolation(run: Run, test: ImageData, out: Path, options: PlotOption
     col_labels = ["A"] + [f"{float(x):.1f}" for x in t.flatten()] + ["B"]
     fig = grid_figure(grid, ncol=steps + 2, title=f"{run.config.model}: latent interpolation between test images",
                       col_labels=col_labels)
+    return save_figure(fig, out)
+
+
+ATTRIBUTE_STEPS = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
+
+
+@torch.no_grad()
+def plot_attributes(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
+    """Latent attribute editing: one row per attribute (stroke thickness, slant, and for
+    unconditional models a few classes), a test image's code plus -2..2 times the attribute's
+    vector (mean code with the attribute minus mean code without), decoded."""
+    from .attributes import attribute_vectors
+
+    codes = encode_all(run, test, options.seed)
+    vectors = attribute_vectors(codes, test)
+    names = ["thickness", "slant"]
+    if not run.model.conditional:
+        names += [name for name in vectors if name.startswith("class ")][: options.num or 3]
+    index = _pick(test, len(names), options.seed)
+    _, labels = _test_inputs(run, test, index, options.seed)
+    steps = torch.tensor(ATTRIBUTE_STEPS)
+    edited = torch.cat([codes[i] + steps[:, None] * vectors[name] for i, name in zip(index, names, strict=True)])
+    step_labels = None if labels is None else labels.repeat_interleave(len(steps))
+    images = run.model.decode(edited, step_labels)
+    fig = grid_figure(images, ncol=len(steps), title=f"{run.config.model}: attribute vectors added to test codes",
+                      row_labels=names, col_labels=[f"{t:+g}" for t in ATTRIBUTE_STEPS])
     return save_figure(fig, out)
 
 
@@ -450,14 +481,15 @@ class PlotKind:
     needs: tuple[type, ...]  # capabilities the model must have
     needs_description: str
     summary: str
+    test_images: bool = True  # draws test images (loads the test split); False for samples, weights, logs
 
     def applies_to(self, model) -> bool:
         return all(isinstance(model, capability) for capability in self.needs)
 
 
 PLOTS: dict[str, PlotKind] = {
-    "samples": PlotKind(plot_samples, (Sampler,), "a model that samples", "samples from the prior"),
-    "conditional": PlotKind(plot_conditional, (Sampler,), "a conditional model", "one row of samples per label"),
+    "samples": PlotKind(plot_samples, (Sampler,), "a model that samples", "samples from the prior", test_images=False),
+    "conditional": PlotKind(plot_conditional, (Sampler,), "a conditional model", "one row of samples per label", test_images=False),
     "reconstructions": PlotKind(plot_reconstructions, (LatentCodec,), "an encoder and decoder",
                                 "test images over their reconstructions"),
     "denoising": PlotKind(plot_denoising, (LatentCodec, Denoiser), "a denoising model",
@@ -466,16 +498,18 @@ PLOTS: dict[str, PlotKind] = {
     "manifold": PlotKind(plot_manifold, (LatentCodec,), "a decoder", "grid decoded over a 2-D latent"),
     "interpolation": PlotKind(plot_interpolation, (LatentCodec,), "an encoder and decoder",
                               "decoded path between two test images"),
+    "attributes": PlotKind(plot_attributes, (LatentCodec,), "an encoder and decoder",
+                           "attribute vectors (thickness, slant, classes) added to a test image's code"),
     "style-transfer": PlotKind(plot_style_transfer, (LatentCodec,), "a conditional encoder and decoder",
                                "a digit's style decoded with every label"),
     "inpainting": PlotKind(plot_inpainting, (Inpainter,), "an inpainting model",
                            "masked / inpainted / original test images"),
-    "pyramid": PlotKind(plot_pyramid, (LAPGAN,), "a LAPGAN", "samples from coarse to fine"),
+    "pyramid": PlotKind(plot_pyramid, (LAPGAN,), "a LAPGAN", "samples from coarse to fine", test_images=False),
     "chain": PlotKind(plot_chain, (RBM,), "a restricted Boltzmann machine", "Gibbs chains over steps"),
-    "filters": PlotKind(plot_filters, (VisibleFilters,), "a Boltzmann machine", "first-layer weights as images"),
-    "canvas": PlotKind(plot_canvas, (DRAW,), "DRAW", "the canvas step by step, with the write window"),
-    "progress": PlotKind(plot_progress, (), "", "the per-epoch grids over training (.png, or .gif animation)"),
-    "losses": PlotKind(plot_losses, (), "", "loss curves from metrics.jsonl"),
+    "filters": PlotKind(plot_filters, (VisibleFilters,), "a Boltzmann machine", "first-layer weights as images", test_images=False),
+    "canvas": PlotKind(plot_canvas, (DRAW,), "DRAW", "the canvas step by step, with the write window", test_images=False),
+    "progress": PlotKind(plot_progress, (), "", "the per-epoch grids over training (.png, or .gif animation)", test_images=False),
+    "losses": PlotKind(plot_losses, (), "", "loss curves from metrics.jsonl", test_images=False),
 }
 
 
@@ -498,6 +532,6 @@ def make_plot(run: Run, kind: str, out: str | Path, options: PlotOptions = PlotO
         raise GenzooError(f"plot {kind!r} needs {plot.needs_description}; model {run.config.model!r} has none "
                           f"(its plots: {', '.join(kinds_for(run.model))})")
     test = None
-    if kind not in ("losses", "progress", "filters", "canvas"):
+    if plot.test_images:
         test = load_split(run.config.data, "test")
     return plot.function(run, test, Path(out), options)

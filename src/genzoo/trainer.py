@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -24,11 +25,20 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
+from . import faults
 from .config import TrainConfig
 from .data import Batch, BatchLoader, DataFormat, ImageData, to_model_input
 from .data.batches import epoch_permutation
+from .distributed import (
+    RANK_SEED_STRIDE,
+    SINGLE,
+    Group,
+    all_sum,
+    average_gradients_before_steps,
+    gather,
+)
 from .errors import RunDirError, TrainingDiverged
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, ensure_directory
 from .images import PREVIEW_COLUMNS, save_grid
 from .models.base import GenerativeModel
 
@@ -67,34 +77,57 @@ class Trainer:
         device: torch.device,
         progress: bool = True,
         callbacks: tuple[Callback, ...] = (),
+        checkpoint_extra: dict | None = None,
+        group: Group = SINGLE,
     ):
-        self.model = model.to(device)
+        self.group = group  # this process among the training processes (rank 0 of 1 by default)
+        self.memory_format = memory_format(model, channels_last=config.channels_last)
+        self.model = model.to(device, memory_format=self.memory_format)
+        if config.compile:
+            for network in model.children():  # the model's own methods (losses, samplers) stay eager
+                network.compile()
         self.optimizers = model.configure_optimizers()
+        self.base_rates = {name: [g["lr"] for g in optimizer.param_groups] for name, optimizer in self.optimizers.items()}
+        if group.distributed:
+            for optimizer in self.optimizers.values():
+                average_gradients_before_steps(optimizer, group)
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = device
         self.progress = progress
         self.callbacks = callbacks
+        self.checkpoint_extra = dict(checkpoint_extra or {})  # saved with every checkpoint (the run's config)
+        self.notes: list[dict] = []  # records written to metrics.jsonl when training starts (config changes)
+        if config.batch_size % group.world:
+            raise RunDirError(f"batch_size {config.batch_size} does not split evenly over {group.world} processes")
         self.train_loader = BatchLoader(
-            train_data.to(device), batch_size=config.batch_size, fmt=model.data_format, drop_last=True
+            train_data.to(device), batch_size=config.batch_size, fmt=model.data_format, drop_last=True,
+            memory_format=self.memory_format, group=group, device=device,
         )
         self.test_loader = BatchLoader(
-            test_data.to(device), batch_size=config.batch_size, fmt=model.data_format, drop_last=False
+            test_data.to(device), batch_size=config.batch_size, fmt=model.data_format, drop_last=False,
+            memory_format=self.memory_format, group=group, device=device,
         )
         if len(self.train_loader) == 0:
             raise RunDirError(
-                f"batch_size {config.batch_size} is larger than the training split ({len(train_data)} images)"
+                f"batch_size {config.batch_size} is larger than the training split ({len(train_data)} images); "
+                f"use --batch-size {max(1, len(train_data) // 4)} or less"
             )
         self.preview_batch = preview_batch(test_data, model.data_format, device)
-        self.noise_generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.global_rng_state = _seeded_rng_state(config.seed)
+        rank_seed = config.seed + group.rank * RANK_SEED_STRIDE  # each rank its own noise
+        self.noise_generator = torch.Generator(device=device).manual_seed(rank_seed)
+        self.global_rng_state = _seeded_rng_state(rank_seed)
         # Position: the epoch in progress (0-based), the next batch in it, steps so far.
         self.epoch = 0
         self.batch_index = 0
         self.global_step = 0
         self.epoch_sums: dict[str, float] = {}
         self.metrics_offset = 0
-        self.stop_requested = False
+        self.stop_requested = False  # set when the run stops early (Ctrl-C, request_stop), on every rank
+        self._stop_signal = False  # this process was asked to stop; acted on at the next synchronised step
+        # Wall time of training steps and of the per-epoch extras so far, and the extras' last cost:
+        # they decide whether this epoch's preview and quality check fit the overhead budget.
+        self.timing = {"train_seconds": 0.0, "extras_seconds": 0.0, "extras_cost": 0.0}
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -108,9 +141,21 @@ class Trainer:
             "metrics_offset": self.metrics_offset,
             "noise_generator": self.noise_generator.get_state(),
             "global_rng": torch.get_rng_state(),
+            "timing": dict(self.timing),
+            "world_size": self.group.world,
+            **self.checkpoint_extra,
         }
 
+    def rank_state(self) -> dict:
+        """What differs between the ranks of a distributed run: random states and buffers."""
+        return {"noise_generator": self.noise_generator.get_state(), "global_rng": torch.get_rng_state(),
+                "buffers": {name: b.detach().cpu() for name, b in self.model.named_buffers()}}
+
     def load_state_dict(self, state: dict) -> None:
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.group.world:
+            raise RunDirError(f"{self.run_dir} was trained by {saved_world} process(es); resume it with as many "
+                              f"(this is {self.group.world}): genzoo train --resume RUN --nproc {saved_world}")
         self.model.load_state_dict(state["model"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
@@ -121,21 +166,41 @@ class Trainer:
         self.metrics_offset = state["metrics_offset"]
         self.noise_generator.set_state(state["noise_generator"])
         self.global_rng_state = state["global_rng"]
+        self.timing.update(state.get("timing", {}))
+        if "ranks" in state:  # a distributed run: this rank's own random states and buffers
+            mine = state["ranks"][self.group.rank]
+            self.noise_generator.set_state(mine["noise_generator"])
+            self.global_rng_state = mine["global_rng"]
+            buffers = dict(self.model.named_buffers())
+            with torch.no_grad():
+                for name, value in mine["buffers"].items():
+                    buffers[name].copy_(value)
 
-    def resume(self) -> None:
-        """Continue from the run directory's checkpoint."""
+    def read_checkpoint(self) -> dict:
+        """The run directory's checkpoint, as saved by :meth:`save_checkpoint`."""
         path = self.run_dir / CHECKPOINT
         if not path.exists():
             raise RunDirError(f"{self.run_dir}: no {CHECKPOINT} to resume from")
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:  # noqa: BLE001 (a corrupt checkpoint, whatever the unpickler says)
             raise RunDirError(f"{path}: cannot read checkpoint ({exc})") from None
-        self.load_state_dict(state)
+
+    def resume(self) -> None:
+        """Continue from the run directory's checkpoint."""
+        self.load_state_dict(self.read_checkpoint())
 
     def save_checkpoint(self, metrics_log: io.TextIOBase) -> None:
+        """Weights and the resumable state, each written atomically, after the metrics they
+        account for are on disk (so that a checkpoint never points past the end of metrics.jsonl).
+        In a distributed run every rank takes part (its random states are gathered) and rank 0 writes."""
+        ranks = gather(self.rank_state(), self.group) if self.group.distributed else None
+        if not self.group.is_main:
+            self.global_rng_state = torch.get_rng_state()
+            return
         try:
             metrics_log.flush()
+            os.fsync(metrics_log.fileno())
         except OSError as exc:
             raise RunDirError(f"cannot write {self.run_dir / METRICS}: {exc.strerror}; "
                               "the last checkpoint is intact") from None
@@ -143,9 +208,11 @@ class Trainer:
         self.global_rng_state = torch.get_rng_state()
         weights = {name: t.detach().cpu().contiguous() for name, t in self.model.state_dict().items()}
         atomic_write_bytes(self.run_dir / WEIGHTS, safetensors_bytes(weights))
+        faults.reach("weights")
         buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
+        torch.save({**self.state_dict(), **({"ranks": ranks} if ranks else {})}, buffer)
         atomic_write_bytes(self.run_dir / CHECKPOINT, buffer.getvalue())
+        faults.reach("checkpoint")
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, float]]:
@@ -154,14 +221,26 @@ class Trainer:
         Stops early, after saving a checkpoint, when Ctrl-C is pressed or :meth:`request_stop`
         is called (``self.stop_requested`` is then True).
         """
-        (self.run_dir / SAMPLES_DIR).mkdir(exist_ok=True)
+        ensure_directory(self.run_dir / SAMPLES_DIR)
         summaries = []
-        log_path = self.run_dir / METRICS
+        log_path = self.run_dir / METRICS if self.group.is_main else Path(os.devnull)  # rank 0 writes the run
+        if log_path.exists() and not (log_path.is_file() or not self.group.is_main):
+            raise RunDirError(f"{log_path} exists and is not a file")
         with open(log_path, "a+", encoding="utf-8") as metrics_log, _stop_on_sigint(self):
-            metrics_log.truncate(self.metrics_offset)  # drop lines written after the checkpoint
-            metrics_log.seek(self.metrics_offset)
+            size = os.fstat(metrics_log.fileno()).st_size
+            if size < self.metrics_offset and self.group.is_main:  # lost in a crash before it reached the disk: keep what is there
+                print(f"genzoo: warning: {log_path} ends before the checkpoint's position; the missing "
+                      "records are lost", file=sys.stderr)
+                self.metrics_offset = size
+            if self.group.is_main:
+                metrics_log.truncate(self.metrics_offset)  # drop lines written after the checkpoint
+                metrics_log.seek(self.metrics_offset)
+            for note in self.notes:
+                self._log(metrics_log, note)
             with torch.random.fork_rng(devices=[]):
                 torch.set_rng_state(self.global_rng_state)
+                if not (self.run_dir / CHECKPOINT).exists():  # a new run: resumable from its first step
+                    self.save_checkpoint(metrics_log)
                 while self.epoch < self.config.epochs and not self.stop_requested:
                     summary = self._run_epoch(metrics_log)
                     if summary is None:  # stopped mid-epoch
@@ -173,7 +252,13 @@ class Trainer:
 
     def request_stop(self) -> None:
         """Stop after the current step and save a resumable checkpoint."""
-        self.stop_requested = True
+        self._stop_signal = True
+
+    def _stop_now(self) -> bool:
+        """Whether any rank was asked to stop (the same answer on every rank)."""
+        flag = torch.tensor([float(self._stop_signal)])
+        self.stop_requested = bool(all_sum(flag, self.group).item() > 0)
+        return self.stop_requested
 
     def _batches_per_epoch(self) -> int:
         n = len(self.train_loader)
@@ -189,7 +274,7 @@ class Trainer:
             total=total,
             initial=self.batch_index,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-            disable=not self.progress,
+            disable=not (self.progress and self.group.is_main),
             leave=False,
             dynamic_ncols=True,
             file=sys.stderr,
@@ -200,43 +285,97 @@ class Trainer:
             )
             for batch in batches:
                 values = self._train_step(batch)
+                faults.reach("step")
                 self._log(metrics_log, {"kind": "step", "epoch": self.epoch + 1, "step": self.global_step, **values})
+                faults.reach("log")
                 bar.update(1)
                 if self.global_step % 10 == 0 or self.batch_index == total:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
                 for callback in self.callbacks:
                     callback.on_step_end(self, values)
-                if self.stop_requested:
+                if self._stop_now():
                     return None
         seconds = time.perf_counter() - started
+        self.timing["train_seconds"] += seconds
         steps = total - first_batch
         summary = {"kind": "epoch", "epoch": self.epoch + 1, "step": self.global_step}
         summary.update({f"train/{k}": v / max(total, 1) for k, v in self.epoch_sums.items()})
+        started = time.perf_counter()
         summary.update({f"test/{k}": v for k, v in self.evaluate().items()})
-        for callback in self.callbacks:
-            summary.update(callback.epoch_metrics(self))
+        summary["eval_seconds"] = round(time.perf_counter() - started, 3)
+        self._check_finite(summary)
+        if self.group.is_main and self._extras_fit_budget():
+            started = time.perf_counter()
+            for callback in self.callbacks:
+                summary.update(callback.epoch_metrics(self))
+            self._save_preview()
+            cost = time.perf_counter() - started
+            self.timing["extras_cost"] = cost
+            self.timing["extras_seconds"] += cost
+            summary["extras_seconds"] = round(cost, 3)
         summary["seconds"] = round(seconds, 3)
         summary["images_per_second"] = round(steps * self.config.batch_size / max(seconds, 1e-9), 1)
-        self._save_preview()
         self._log(metrics_log, summary)
         self.epoch += 1
         self.batch_index = 0
         self.epoch_sums = {}
         self.save_checkpoint(metrics_log)
-        tqdm.write(format_summary(summary, self.config.epochs), file=sys.stderr)
+        if self.group.is_main:
+            tqdm.write(format_summary(summary, self.config.epochs), file=sys.stderr)
         for callback in self.callbacks:
             callback.on_epoch_end(self, summary)
         return summary
 
+    def _check_finite(self, summary: dict[str, float]) -> None:
+        """Refuse to checkpoint a model that diverged in the epoch's last steps: non-finite weights
+        or held-out losses (the last good checkpoint stays the previous one)."""
+        bad = [name for name, value in summary.items() if name.startswith("test/") and not math.isfinite(value)]
+        bad += [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()][:3]
+        if bad:
+            raise TrainingDiverged(
+                f"{', '.join(bad)} became non-finite in epoch {self.epoch + 1}; training stopped and the epoch "
+                f"was not saved. Last good checkpoint in {self.run_dir}: "
+                f"{f'epoch {self.epoch}' if self.epoch else 'the start of the run'}. "
+                f"Resume at a lower rate: genzoo train --resume {self.run_dir} --set learning_rate=...")
+
+    def _extras_fit_budget(self) -> bool:
+        """The preview grid and the callbacks' epoch metrics run after the first and the last
+        epoch, and after any other whose share of the time stays within ``overhead_budget``."""
+        if self.epoch == 0 or self.epoch + 1 == self.config.epochs:
+            return True
+        spent = self.timing["extras_seconds"] + self.timing["extras_cost"]
+        return spent <= self.config.overhead_budget * self.timing["train_seconds"]
+
+    def autocast(self):
+        """bfloat16 autocast when ``precision = "bf16"``, else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+
+    def rate_factor(self) -> float:
+        """The learning-rate schedule at the current step: 1 at the start, ``lr_final`` at the end."""
+        if self.config.lr_schedule == "constant":
+            return 1.0
+        progress = min(self.global_step / max(self.config.epochs * self._batches_per_epoch() - 1, 1), 1.0)
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if self.config.lr_schedule == "cosine" else 1 - progress
+        return self.config.lr_final + (1 - self.config.lr_final) * shape
+
     def _train_step(self, batch: Batch) -> dict[str, float]:
-        metrics = self.model.train_step(batch, self.optimizers, generator=self.noise_generator)
+        factor = self.rate_factor()
+        for name, optimizer in self.optimizers.items():
+            for group, rate in zip(optimizer.param_groups, self.base_rates[name], strict=True):
+                group["lr"] = rate * factor
+        with self.autocast():
+            metrics = self.model.train_step(batch, self.optimizers, generator=self.noise_generator)
+        if self.group.distributed:  # every rank logs and checks the mean over the ranks
+            names = list(metrics)
+            means = all_sum(torch.stack([metrics[n].detach().float().cpu() for n in names]), self.group) / self.group.world
+            metrics = dict(zip(names, means, strict=True))
         values = {name: float(value) for name, value in metrics.items()}
         if not math.isfinite(values["loss"]):
-            last_good = f"epoch {self.epoch}" if self.epoch else "none: it diverged in the first epoch"
+            last_good = f"epoch {self.epoch}" if self.epoch else "the start of the run"
             raise TrainingDiverged(
                 f"loss became {values['loss']} at epoch {self.epoch + 1}, step {self.global_step + 1}; "
                 f"training stopped. Last good checkpoint in {self.run_dir}: {last_good}. "
-                "Try a lower learning_rate (--set learning_rate=...)"
+                f"Resume at a lower rate: genzoo train --resume {self.run_dir} --set learning_rate=..."
             )
         self.batch_index += 1
         self.global_step += 1
@@ -248,7 +387,8 @@ class Trainer:
         """Held-out metrics averaged over the test split (weighted by batch size)."""
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed + EVAL_SEED_OFFSET)
         limit = self.config.eval_batches or None
-        metrics = evaluate_loss(self.model, self.test_loader, generator, limit=limit)
+        with self.autocast():
+            metrics = evaluate_loss(self.model, self.test_loader, generator, limit=limit, group=self.group)
         self.model.train()
         return metrics
 
@@ -270,10 +410,11 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: GenerativeModel, loader: BatchLoader, generator: torch.Generator, *, limit: int | None = None
+    model: GenerativeModel, loader: BatchLoader, generator: torch.Generator, *, limit: int | None = None,
+    group: Group = SINGLE,
 ) -> dict[str, float]:
     """``model.evaluate_step`` averaged over a loader's batches (weighted by batch size), in eval
-    mode. The caller restores train mode if it needs it."""
+    mode; in a distributed run, over every rank's share. The caller restores train mode."""
     model.eval()
     sums: dict[str, float] = {}
     count = 0
@@ -281,7 +422,9 @@ def evaluate_loss(
         for name, value in model.evaluate_step(batch, generator=generator).items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(batch)
         count += len(batch)
-    return {name: total / count for name, total in sums.items()}
+    names = sorted(sums)
+    totals = all_sum(torch.tensor([sums[n] for n in names] + [count], dtype=torch.float64), group)
+    return {name: float(total / totals[-1]) for name, total in zip(names, totals[:-1], strict=True)}
 
 
 def format_summary(summary: dict[str, float], epochs: int) -> str:
@@ -291,18 +434,27 @@ def format_summary(summary: dict[str, float], epochs: int) -> str:
     return "  ".join(parts)
 
 
+def memory_format(model: torch.nn.Module, *, channels_last: bool) -> torch.memory_format:
+    """channels_last for a model with convolutions (4-D weights) when asked for, else the default."""
+    has_convolutions = any(parameter.dim() == 4 for parameter in model.parameters())
+    return torch.channels_last if channels_last and has_convolutions else torch.contiguous_format
+
+
 def preview_batch(data: ImageData, fmt: DataFormat, device: torch.device, per_class: int = PREVIEW_COLUMNS) -> Batch:
-    """A fixed batch of test images: ``per_class`` of each of the first 10 classes, class by class
-    (one row per class in a 10-column grid), or the first 100 images of unlabelled data."""
+    """A fixed batch of ``per_class`` x 10 test images for the 10-column grid: one row per class
+    for the first 10 classes (classes repeat when there are fewer), or the first images of
+    unlabelled data (repeated when there are fewer than 100). Always full rows, so that every
+    model's preview (pairs of rows, triples of rows) can lay them out."""
+    rows = PREVIEW_COLUMNS
     if data.class_names:
+        present = [label for label in range(len(data.class_names)) if (data.labels == label).any()]
         indices = []
-        for label in range(min(len(data.class_names), PREVIEW_COLUMNS)):
-            members = torch.nonzero(data.labels == label).flatten()
-            if len(members):
-                indices.append(members[torch.arange(per_class) % len(members)])
+        for row in range(rows):
+            members = torch.nonzero(data.labels == present[row % len(present)]).flatten()
+            indices.append(members[torch.arange(per_class) % len(members)])
         index = torch.cat(indices)
     else:
-        index = torch.arange(min(len(data), PREVIEW_COLUMNS * per_class))
+        index = torch.arange(rows * per_class) % len(data)
     generator = torch.Generator().manual_seed(0)
     images = to_model_input(data.images[index], fmt, generator)
     return Batch(images.to(device), data.labels[index].to(device))

@@ -122,6 +122,15 @@ def default_data_root() -> Path:
     return Path(cache) / "genzoo"
 
 
+def dataset_folder(data_root: Path, name: str) -> Path:
+    """``DATA_ROOT/NAME``; or the root itself when it is already that dataset's folder (a root
+    named ``mnist`` pointed straight at the files rather than at the folder above them)."""
+    data_root = Path(data_root)
+    if data_root.name == name and not (data_root / name).is_dir():
+        return data_root
+    return data_root / name
+
+
 def parse_idx(raw: bytes, *, expected_dims: int, source: str) -> np.ndarray:
     """Decode an uncompressed IDX byte string of unsigned bytes into an array.
 
@@ -194,7 +203,7 @@ def fetch_file(source: IdxSource, filename: str, folder: Path, *, timeout: float
         return
     raise DataError(
         f"{source.name}: {filename} is not in {folder} and could not be downloaded "
-        f"({'; '.join(failures)}). Put the four *-idx?-ubyte.gz files in {folder}, or point "
+        f"({'; '.join(failures)}). Put {', '.join(source.checksums)} in {folder}, or point "
         "--data-dir / GENZOO_DATA at a folder that holds a "
         f"'{source.name}' subfolder with them"
     )
@@ -203,7 +212,7 @@ def fetch_file(source: IdxSource, filename: str, folder: Path, *, timeout: float
 def load_idx_split(name: str, split: str, data_root: Path, *, download: bool = True):
     """Return ``(images (N, 1, 28, 28) uint8, labels (N,) uint8)`` for one split of an IDX dataset."""
     source = IDX_SOURCES[name]
-    folder = Path(data_root) / name
+    folder = dataset_folder(data_root, name)
     image_file, label_file = SPLIT_FILES[split]
     for filename in (image_file, label_file):
         if not (folder / filename).exists():

@@ -46,5 +46,5 @@ class SampleQuality(Callback):
             results.update(accuracy.compute())
         if results["classes_covered"] < self.min_classes:
             tqdm.write(f"genzoo: warning: epoch {trainer.epoch + 1} samples cover only {results['classes_covered']} of "
-                       f"{len(self.evaluator.class_names)} classes (mode collapse?)", file=sys.stderr)
+                       f"{len(self.evaluator.class_names)} classes{model.few_classes_hint}", file=sys.stderr)
         return {f"eval/{name}": value for name, value in results.items()}

@@ -14,8 +14,10 @@ reported as positive "negative log-likelihood" numbers: ``nll <= neg_iwae_k <= n
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
+from tqdm.auto import tqdm
 
 from ..models.base import ImportanceSampled
 
@@ -65,6 +67,7 @@ def estimate_log_likelihood(
     iwae_k: int = 50,
     generator: torch.Generator | None = None,
     images_per_batch: int | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Mean over ``images`` of the negative ELBO, the negative IWAE_k bound and the importance-
     sampled NLL, in nats; plus the counts that define the protocol.
@@ -75,7 +78,9 @@ def estimate_log_likelihood(
     if images_per_batch is None:  # about 2000 decoder evaluations at a time bounds the memory
         images_per_batch = max(1, 2000 // min(importance_samples, 250))
     totals: dict[str, float] = {}
-    for start in range(0, len(images), images_per_batch):
+    starts = range(0, len(images), images_per_batch)
+    for start in tqdm(starts, desc=f"importance sampling (K = {importance_samples})", unit="batch", leave=False,
+                      disable=not progress, file=sys.stderr):
         batch = images[start : start + images_per_batch]
         batch_labels = None if labels is None else labels[start : start + images_per_batch]
         weights = log_weights(model, batch, batch_labels, num_samples=importance_samples, generator=generator)

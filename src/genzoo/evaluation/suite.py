@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from ..data import BatchLoader, ImageData, to_model_input, to_unit_range
 from ..errors import GenzooError
@@ -58,8 +59,15 @@ class EvaluationOptions:
     iwae_k: int = 50
     ais_chains: int = 100  # annealed importance sampling of log Z (Boltzmann machines)
     ais_steps: int = 14_500  # intermediate distributions (Salakhutdinov & Murray 2008)
+    ais_runs: int = 1  # independent AIS runs: their spread is the error bar a reader can trust
     likelihood_images: int = 0  # images of the split used for likelihoods; 0 = all
     evaluator: str = ""  # path of a user evaluator; "" = the one genzoo ships for the dataset
+
+
+# What `genzoo evaluate` runs: a quick protocol by default (about a minute for most zoo models on 2
+# CPU cores), and the benchmark's with --full (the README's figures; minutes to an hour).
+QUICK = EvaluationOptions(num_samples=2000, importance_samples=500, likelihood_images=1000, ais_runs=1)
+FULL = EvaluationOptions(num_samples=10_000, importance_samples=5000, likelihood_images=0, ais_runs=5)
 
 
 def applicable(run: Run, evaluator: Evaluator | None) -> tuple[list[str], dict[str, str]]:
@@ -111,12 +119,13 @@ def _model_inputs(run: Run, data: ImageData, seed: int, count: int | None = None
 
 
 @torch.no_grad()
-def draw_samples(run: Run, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def draw_samples(run: Run, num: int, seed: int, *, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``num`` samples in [0, 1] (balanced labels for conditional models) and their labels."""
     generator = torch.Generator(device=_device(run)).manual_seed(seed)
     labels = torch.arange(num, device=_device(run)) % len(run.class_names) if run.model.conditional else None
     chunks = []
-    for start in range(0, num, CHUNK):
+    for start in tqdm(range(0, num, CHUNK), desc="sampling", unit="chunk", disable=not progress, leave=False,
+                      file=sys.stderr):
         chunk_labels = None if labels is None else labels[start : start + CHUNK]
         chunks.append(run.model.sample(min(CHUNK, num - start), labels=chunk_labels, generator=generator).cpu())
     return torch.cat(chunks), None if labels is None else labels.cpu()
@@ -148,8 +157,9 @@ def sample_set_metrics(evaluator: Evaluator, real: torch.Tensor, fake: torch.Ten
     return results
 
 
-def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> dict:
-    """Evaluate a loaded run; returns the content of ``eval.json``."""
+def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions(), *, progress: bool = False) -> dict:
+    """Evaluate a loaded run; returns the content of ``eval.json``. ``progress`` shows progress
+    bars with time estimates for the long parts (sampling, likelihoods)."""
     started = time.perf_counter()
     evaluator = load_evaluator(options.evaluator) if options.evaluator else bundled_evaluator(run.config.data.dataset)
     which, skipped = applicable(run, evaluator)
@@ -177,7 +187,7 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> 
     if sample_metrics:
         num = min(options.num_samples, len(reference))
         real = reference.images[:num].float() / 255
-        fake, fake_labels = draw_samples(run, options.num_samples, options.seed)
+        fake, fake_labels = draw_samples(run, options.num_samples, options.seed, progress=progress)
         metrics.update(sample_set_metrics(evaluator, real, fake, fake_labels=fake_labels, seed=options.seed,
                                           which=sample_metrics))
         # The floor: real training images against the same reference images, same sizes.
@@ -227,17 +237,18 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> 
         inputs, labels = _model_inputs(run, reference, options.seed, count)
         generator = torch.Generator(device=_device(run)).manual_seed(options.seed)
         if isinstance(model, PartitionFunctionModel):
-            print(f"genzoo: estimating log Z by AIS ({options.ais_chains} chains, {options.ais_steps} steps)",
-                  file=sys.stderr)
-            estimate = model.estimate_log_likelihood(inputs, num_chains=options.ais_chains,
-                                                     num_steps=options.ais_steps, generator=generator)
-            method = {"method": "AIS", "ais_chains": estimate.pop("ais_chains"), "ais_steps": estimate.pop("ais_steps")}
+            print(f"genzoo: estimating log Z by AIS ({options.ais_runs} runs of {options.ais_chains} chains, "
+                  f"{options.ais_steps} steps)", file=sys.stderr)
+            estimate = model.estimate_log_likelihood(inputs, num_chains=options.ais_chains, num_steps=options.ais_steps,
+                                                     generator=generator, runs=options.ais_runs, progress=progress)
+            method = {"method": "AIS", **{key: estimate.pop(key) for key in ("ais_chains", "ais_steps", "ais_runs",
+                                                                               "log_z_runs")}}
         else:
             print(f"genzoo: estimating the likelihood of {len(inputs)} images with {options.importance_samples} "
                   "importance samples each (--importance-samples and --likelihood-images make it quicker)",
                   file=sys.stderr)
             estimate = estimate_log_likelihood(model, inputs, labels, importance_samples=options.importance_samples,
-                                               iwae_k=options.iwae_k, generator=generator)
+                                               iwae_k=options.iwae_k, generator=generator, progress=progress)
             method = {"method": "importance sampling", "importance_samples": estimate.pop("importance_samples")}
         protocol["likelihood"] = {
             "binarization": binarization_protocol(run, options.seed),
@@ -248,7 +259,7 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions()) -> 
         metrics.update(estimate)
 
     return {
-        "run": str(run.path),
+        "run": run.name,
         "model": run.config.model,
         "dataset": run.config.data.dataset,
         "metrics": metrics,

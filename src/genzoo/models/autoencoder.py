@@ -14,23 +14,24 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..config import Channels, NonNegative, Rate, Size, Validated
 from ..data import Batch, DataSpec, add_noise
 from ..images import PREVIEW_COLUMNS, interleave_rows
 from .base import Denoiser, GenerativeModel, LatentCodec, Metrics
-from .layers import ImageDecoder, ImageEncoder, bernoulli_nll
+from .layers import ImageDecoder, ImageEncoder, adam, bernoulli_nll
 
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(Validated):
     architecture: Literal["dense", "conv"] = "dense"
-    conv_channels: tuple[int, ...] = (32, 64)  # one stride-2 3x3 conv per entry (conv only)
-    hidden_dims: tuple[int, ...] = (256,)  # dense layers between image features and the code
+    conv_channels: tuple[Channels, ...] = (32, 64)  # one stride-2 3x3 conv per entry (conv only)
+    hidden_dims: tuple[Size, ...] = (256,)  # dense layers between image features and the code
     batch_norm: bool = False
-    latent_dim: int = 32  # 2 for dimension reduction / the latent map
+    latent_dim: Size = 32  # 2 for dimension reduction / the latent map
     reconstruction_loss: Literal["bce", "mse"] = "bce"  # summed over pixels
     noise: Literal["none", "salt", "gaussian"] = "none"  # input corruption (denoising)
-    noise_level: float = 0.0  # salt: fraction of pixels set to 1; gaussian: std
-    learning_rate: float = 1e-3  # Adam
+    noise_level: NonNegative = 0.0  # salt: fraction of pixels set to 1; gaussian: std
+    learning_rate: Rate = 1e-3  # Adam
 
 
 PRESETS = {
@@ -51,8 +52,6 @@ class Autoencoder(GenerativeModel, LatentCodec, Denoiser):
 
     def __init__(self, config: AutoencoderConfig, spec: DataSpec):
         super().__init__(config, spec)
-        if config.latent_dim < 1:
-            raise ValueError(f"latent_dim must be positive, not {config.latent_dim}")
         if config.noise != "none" and config.noise_level <= 0:
             raise ValueError(f"noise={config.noise!r} needs a positive noise_level")
         self.latent_dim = config.latent_dim
@@ -82,7 +81,7 @@ class Autoencoder(GenerativeModel, LatentCodec, Denoiser):
         return (torch.sigmoid(logits) - targets).pow(2).flatten(1).sum(1)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"model": torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)}
+        return {"model": adam(self.parameters(), lr=self.config.learning_rate)}
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         optimizer = optimizers["model"]
@@ -95,9 +94,11 @@ class Autoencoder(GenerativeModel, LatentCodec, Denoiser):
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         return {"loss": self.reconstruction_loss(self.corrupt(batch.images, generator), batch.images).mean()}
 
+    @torch.no_grad()
     def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.to_code(self.encoder(images))
 
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.decoder(latents))
 

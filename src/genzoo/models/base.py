@@ -32,6 +32,8 @@ class GenerativeModel(nn.Module, abc.ABC):
     """
 
     conditional: bool = False  # True for models that need a label per image (set per instance)
+    # Why samples may cover few classes, for the per-epoch warning (each family says its own).
+    few_classes_hint: str = ""
 
     def __init__(self, config: Any, spec: DataSpec):
         super().__init__()
@@ -79,7 +81,8 @@ class GenerativeModel(nn.Module, abc.ABC):
 
 
 class Sampler(abc.ABC):
-    """A model that draws new images."""
+    """A model that draws new images. Sampling, like encoding, decoding and inpainting, runs
+    without autograd: its tensors are plain values (``.numpy()`` works)."""
 
     @abc.abstractmethod
     def sample(
@@ -101,6 +104,7 @@ class LatentCodec(abc.ABC):
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Codes (B, latent_dim) -> images (B, C, H, W) in [0, 1] (the decoder's mean)."""
 
+    @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(images, labels), labels)
 
@@ -156,10 +160,13 @@ class PartitionFunctionModel(abc.ABC):
 
     @abc.abstractmethod
     def estimate_log_likelihood(
-        self, images: torch.Tensor, *, num_chains: int, num_steps: int, generator: torch.Generator | None
-    ) -> dict[str, float]:
-        """Mean test log-likelihood terms for binary ``images`` (B, C, H, W): returns ``nll`` (nats
-        per image), ``log_z`` with its ``log_z_low`` / ``log_z_high`` error bars, and the counts."""
+        self, images: torch.Tensor, *, num_chains: int, num_steps: int, generator: torch.Generator | None,
+        runs: int = 1, progress: bool = False,
+    ) -> dict:
+        """Mean test log-likelihood terms for binary ``images`` (B, C, H, W), with log Z from
+        ``runs`` independent AIS runs of ``num_chains`` chains: ``nll`` (nats per image, all chains
+        pooled) with its ``nll_low`` / ``nll_high`` error bars, ``nll_run_mean`` / ``nll_run_std``
+        over the runs, ``log_z`` and the counts (see :func:`~genzoo.models.boltzmann.likelihood_report`)."""
 
 
 class VisibleFilters(abc.ABC):

@@ -12,10 +12,14 @@ biases b (V), hidden biases c (H).
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
+
+from ..data import bernoulli
 
 
 class RBMLayer(nn.Module):
@@ -44,9 +48,9 @@ class RBMLayer(nn.Module):
     def gibbs_step(self, visible: torch.Tensor, generator: torch.Generator | None, *, up: float = 1.0,
                    down: float = 1.0):
         """v -> h ~ p(h|v) -> v' ~ p(v|h'); returns (v' samples, p(v'|h))."""
-        hidden = torch.bernoulli(self.hidden_probabilities(visible, up), generator=generator)
+        hidden = bernoulli(self.hidden_probabilities(visible, up), generator)
         probabilities = self.visible_probabilities(hidden, down)
-        return torch.bernoulli(probabilities, generator=generator), probabilities
+        return bernoulli(probabilities, generator), probabilities
 
 
 class BaseRate:
@@ -68,7 +72,7 @@ class BaseRate:
         return base_rate_bias(self.pixel_sum, float(self.pixel_count))
 
     def base_rate_sample(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        return torch.bernoulli(torch.sigmoid(self.base_rate()).expand(num, -1), generator=generator)
+        return bernoulli(torch.sigmoid(self.base_rate()).expand(num, -1), generator)
 
 
 @torch.no_grad()
@@ -138,45 +142,91 @@ def ais_log_partition(
     num_chains: int,
     num_steps: int,
     generator: torch.Generator | None,
+    runs: int = 1,
+    progress: bool = False,
 ) -> dict[str, float]:
     """log Z of an RBM by annealed importance sampling from a base-rate model
-    (Salakhutdinov & Murray 2008, sec. 4).
+    (Salakhutdinov & Murray 2008, sec. 4), as ``runs`` independent runs of ``num_chains`` chains.
 
     The intermediate distributions are p_beta(v) proportional to
         exp((1 - beta) b_A.v + beta b.v) prod_j (1 + exp(beta (c_j + (v W)_j))),
-    sampled by one Gibbs sweep each. Returns ``log_z``, and ``log_z_low`` / ``log_z_high``:
-    log of the mean importance weight minus / plus three standard errors (the paper's error bars).
+    sampled by one Gibbs sweep each. The chains and their matrix products are float32 (the cost);
+    the log-weight increments are formed and summed in float64 from the same activations, so the
+    rounding of a product changes the state a weight is computed for, not the weight's
+    consistency (checked against float64 throughout, tests/test_boltzmann.py).
     """
-    weight, b, c = layer.weight.double(), layer.visible_bias.double(), layer.hidden_bias.double()
-    base = base_bias.double().to(weight.device)
+    weight, b, c = layer.weight.float(), layer.visible_bias.float(), layer.hidden_bias.float()
+    base = base_bias.float().to(weight.device)
     hidden_units = weight.shape[1]
-    log_z_base = F.softplus(base).sum() + hidden_units * math.log(2.0)
+    log_z_base = float(F.softplus(base.double()).sum()) + hidden_units * math.log(2.0)
+    visible_term = (b - base).double()  # d/dbeta of the visible part of log p*_beta
 
-    def log_p_star(v: torch.Tensor, activation: torch.Tensor, beta: float) -> torch.Tensor:
-        return (1 - beta) * (v @ base) + beta * (v @ b) + F.softplus(beta * activation).sum(1)
-
-    probabilities = torch.sigmoid(base).expand(num_chains, -1)
-    v = torch.bernoulli(probabilities, generator=generator)
-    log_w = torch.zeros(num_chains, dtype=torch.float64, device=weight.device)
+    v = bernoulli(torch.sigmoid(base).expand(runs * num_chains, -1), generator)
+    log_w = torch.zeros(runs * num_chains, dtype=torch.float64, device=weight.device)
     betas = ais_schedule(num_steps).tolist()
-    for beta_previous, beta in zip(betas[:-1], betas[1:], strict=True):
-        activation = v @ weight + c  # (chains, H), shared by both terms and the transition
-        log_w += log_p_star(v, activation, beta) - log_p_star(v, activation, beta_previous)
-        hidden = torch.bernoulli(torch.sigmoid(beta * activation), generator=generator)
-        v = torch.bernoulli(torch.sigmoid((1 - beta) * base + beta * (hidden @ weight.T + b)), generator=generator)
-    return ais_result(log_w, float(log_z_base))
+    for beta_previous, beta in annealing(betas, progress):
+        activation = torch.addmm(c, v, weight)  # (chains, H), shared by both terms and the transition
+        log_w += (beta - beta_previous) * (v.double() @ visible_term) + softplus_difference(activation, beta, beta_previous)
+        hidden = bernoulli(torch.sigmoid(beta * activation), generator)
+        v = bernoulli(torch.sigmoid((1 - beta) * base + beta * torch.addmm(b, hidden, weight.T)), generator)
+    return ais_result(log_w, log_z_base, runs=runs)
 
 
-def ais_result(log_weights: torch.Tensor, log_z_base: float) -> dict[str, float]:
-    """log Z = log Z_A + log mean(w), with error bars log(mean(w) -/+ 3 standard errors)
-    (Salakhutdinov & Murray 2008)."""
+def annealing(betas: list[float], progress: bool):
+    """Consecutive pairs of inverse temperatures, with a progress bar if asked for."""
+    pairs = zip(betas[:-1], betas[1:], strict=True)
+    return tqdm(pairs, total=len(betas) - 1, desc="AIS", unit="step", leave=False, disable=not progress,
+                file=sys.stderr, mininterval=0.5)
+
+
+def softplus_difference(activation: torch.Tensor, beta: float, beta_previous: float) -> torch.Tensor:
+    """sum_j softplus(beta a_j) - softplus(beta' a_j) per row, summed in float64.
+
+    The two terms are close, and their float32 difference would lose most of its digits; with
+    x = beta' a and d = (beta - beta') a the difference is log1p(sigmoid(x) expm1(d)), accurate to
+    float32's relative precision for small d (for |d| >= 1 the plain difference is accurate)."""
+    x = beta_previous * activation
+    d = (beta - beta_previous) * activation
+    small = torch.log1p(torch.sigmoid(x) * torch.expm1(d.clamp(max=1.0)))
+    difference = torch.where(d.abs() < 1, small, F.softplus(x + d) - F.softplus(x))
+    return difference.double().sum(1)
+
+
+def ais_result(log_weights: torch.Tensor, log_z_base: float, *, runs: int = 1) -> dict[str, float]:
+    """log Z = log Z_A + log mean(w) over all chains, with error bars log(mean(w) -/+ 3 standard
+    errors) (Salakhutdinov & Murray 2008); with several runs also each run's own estimate and their
+    standard deviation, the spread a reader can trust when a few chains carry most of the weight."""
     log_mean = float(torch.logsumexp(log_weights, 0)) - math.log(len(log_weights))
     relative = torch.exp(log_weights - log_weights.max())
     spread = float(3 * relative.std() / math.sqrt(len(log_weights)) / relative.mean())
+    per_run = [log_z_base + float(torch.logsumexp(w, 0)) - math.log(len(w)) for w in log_weights.view(runs, -1)]
+    mean = sum(per_run) / runs
     return {
         "log_z": log_z_base + log_mean,
         "log_z_low": log_z_base + log_mean + math.log1p(-min(spread, 1 - 1e-12)),
         "log_z_high": log_z_base + log_mean + math.log1p(spread),
+        "log_z_runs": per_run,
+        "log_z_run_mean": mean,
+        "log_z_run_std": (sum((x - mean) ** 2 for x in per_run) / (runs - 1)) ** 0.5 if runs > 1 else 0.0,
+    }
+
+
+def likelihood_report(log_p_star: float, partition: dict, *, num_chains: int, num_steps: int, runs: int,
+                      num_images: int) -> dict:
+    """Mean test NLL = log Z - mean log p*(v) (nats per image) from an AIS result: the pooled
+    estimate with its 3-standard-error interval, and the mean and standard deviation over the runs."""
+    return {
+        "nll": partition["log_z"] - log_p_star,
+        "nll_low": partition["log_z_low"] - log_p_star,
+        "nll_high": partition["log_z_high"] - log_p_star,
+        "nll_run_mean": partition["log_z_run_mean"] - log_p_star,
+        "nll_run_std": partition["log_z_run_std"],
+        "log_z": partition["log_z"],
+        "log_z_runs": partition["log_z_runs"],
+        "ais_chains": num_chains,
+        "ais_steps": num_steps,
+        "ais_runs": runs,
+        "num_images": num_images,
     }
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..config import Channels, NonNegative, Size
 from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from ..images import PREVIEW_COLUMNS, interleave_rows
 from .adversarial import (
@@ -23,7 +24,6 @@ from .adversarial import (
     adam_pair,
     adversarial_evaluation,
     adversarial_iteration,
-    validate,
 )
 from .base import GenerativeModel, Inpainter, Metrics
 from .dcgan import init_weights, radford_discriminator
@@ -33,12 +33,12 @@ from .layers import leaky_relu
 @dataclass(frozen=True)
 class ContextEncoderConfig(AdversarialTraining):
     mask: Literal["centre", "random"] = "centre"  # where the hole is during training
-    mask_size: int = 14  # side of the square hole, in pixels
-    channels: tuple[int, int] = (64, 128)  # the encoder's two stride-2 convs; the decoder mirrors them
-    bottleneck: int = 512  # the code between encoder and decoder
-    discriminator_channels: int = 64
-    reconstruction_weight: float = 0.999  # Pathak et al. 2016
-    adversarial_weight: float = 0.001
+    mask_size: Size = 14  # side of the square hole, in pixels
+    channels: tuple[Channels, Channels] = (64, 128)  # the encoder's two stride-2 convs; the decoder mirrors them
+    bottleneck: Size = 512  # the code between encoder and decoder
+    discriminator_channels: Channels = 64
+    reconstruction_weight: NonNegative = 0.999  # Pathak et al. 2016
+    adversarial_weight: NonNegative = 0.001
 
 
 def square_masks(num: int, height: int, width: int, size: int, kind: str, generator, device) -> torch.Tensor:
@@ -69,7 +69,6 @@ def mean_fill(images: torch.Tensor, mask: torch.Tensor, ring: int = 2) -> torch.
 class ContextEncoder(GenerativeModel, Inpainter):
     def __init__(self, config: ContextEncoderConfig, spec: DataSpec):
         super().__init__(config, spec)
-        validate(config)
         if spec.height % 4 or spec.width % 4:
             raise ValueError(f"context-encoder needs image sides that are multiples of 4, not {spec.height}x{spec.width}")
         if not 0 < config.mask_size < min(spec.height, spec.width):
@@ -115,6 +114,7 @@ class ContextEncoder(GenerativeModel, Inpainter):
         prediction = self.decoder(self.encoder(torch.cat([blanked, mask], dim=1)))
         return blanked + prediction * mask
 
+    @torch.no_grad()
     def inpaint(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return to_unit_range(self.fill(images, mask), self.data_format)
 

@@ -22,32 +22,36 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..data import Batch, DataFormat, DataSpec
+from ..config import Count, Fraction, NonNegative, Rate, Size, Validated
+from ..data import Batch, DataFormat, DataSpec, bernoulli
 from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler, VisibleFilters
 from .boltzmann import (
     BaseRate,
     RBMLayer,
     ais_result,
     ais_schedule,
+    annealing,
     contrastive_divergence,
+    likelihood_report,
     sgd_with_momentum,
+    softplus_difference,
 )
 
 
 @dataclass(frozen=True)
-class DBMConfig:
-    hidden_layers: tuple[int, int] = (500, 1000)  # the paper's 2-layer MNIST DBM
-    pretrain_updates: int = 6000  # CD-1 updates per layer before joint training (10 epochs of 100)
-    mean_field_steps: int = 10  # fixed-point sweeps for the data term
-    persistent_chains: int = 100  # the paper: 100 fantasy particles
-    chain_steps: int = 5  # Gibbs sweeps of the persistent chains per update (the paper: 5)
+class DBMConfig(Validated):
+    hidden_layers: tuple[Size, Size] = (500, 1000)  # the paper's 2-layer MNIST DBM
+    pretrain_updates: Count = 6000  # CD-1 updates per layer before joint training (10 epochs of 100)
+    mean_field_steps: Count = 10  # fixed-point sweeps for the data term
+    persistent_chains: Count = 100  # the paper: 100 fantasy particles
+    chain_steps: Count = 5  # Gibbs sweeps of the persistent chains per update (the paper: 5)
     chain_start: Literal["random", "data"] = "random"  # where the persistent chains start joint training
-    pretrain_learning_rate: float = 0.05  # the two RBMs (as the `rbm` model's default)
-    learning_rate: float = 0.001  # joint training (0.005 diverged here: samples collapsed onto two digits)
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
+    pretrain_learning_rate: Rate = 0.05  # the two RBMs (as the `rbm` model's default)
+    learning_rate: Rate = 0.001  # joint training (0.005 diverged here: samples collapsed onto two digits)
+    momentum: Fraction = 0.9
+    weight_decay: NonNegative = 2e-4
     binarize: Literal["dynamic", "static"] = "dynamic"
-    gibbs_steps: int = 1000  # sweeps per sample drawn by `sample`
+    gibbs_steps: Count = 1000  # sweeps per sample drawn by `sample`
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
@@ -56,6 +60,8 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, BaseRate):
+    few_classes_hint = ' (Gibbs chains mix slowly between classes)'
+
     def __init__(self, config: DBMConfig, spec: DataSpec):
         super().__init__(config, spec)
         hidden1, hidden2 = config.hidden_layers
@@ -98,10 +104,10 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
 
     def gibbs_sweep(self, visible, top, generator):
         """(v, h2) -> h1 ~ p(h1|v, h2) -> v ~ p(v|h1), h2 ~ p(h2|h1); returns (v, h2, p(v|h1))."""
-        middle = torch.bernoulli(self.h1_given(visible, top), generator=generator)
+        middle = bernoulli(self.h1_given(visible, top), generator)
         probabilities = self.bottom.visible_probabilities(middle)
-        visible = torch.bernoulli(probabilities, generator=generator)
-        top = torch.bernoulli(self.h2_given(middle), generator=generator)
+        visible = bernoulli(probabilities, generator)
+        top = bernoulli(self.h2_given(middle), generator)
         return visible, top, probabilities
 
     # -- training -----------------------------------------------------------------------------
@@ -131,7 +137,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
             contrastive_divergence(self.bottom, visible, visible, steps=1, generator=generator, up=2.0)
             layer = self.bottom
         else:
-            middle = torch.bernoulli(self.bottom.hidden_probabilities(visible, 2.0), generator=generator)
+            middle = bernoulli(self.bottom.hidden_probabilities(visible, 2.0), generator)
             contrastive_divergence(self.top, middle, middle, steps=1, generator=generator, down=2.0)
             layer = self.top
         for parameter in layer.parameters():  # the optimizer's rate is the joint one
@@ -150,9 +156,9 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
             rows = torch.arange(len(self.chain_visible), device=visible.device) % len(visible)
             self.chain_visible.copy_(visible[rows])
         else:
-            self.chain_visible.copy_(torch.bernoulli(torch.full_like(self.chain_visible, 0.5), generator=generator))
+            self.chain_visible.copy_(bernoulli(torch.full_like(self.chain_visible, 0.5), generator))
         _, mu2 = self.mean_field(self.chain_visible)
-        self.chain_top.copy_(torch.bernoulli(mu2, generator=generator))
+        self.chain_top.copy_(bernoulli(mu2, generator))
 
     def _joint_gradient(self, visible: torch.Tensor, generator: torch.Generator) -> None:
         """Data term from mean-field q(h1) q(h2); model term from the persistent chains after
@@ -183,7 +189,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
         """p(v|h1) after ``gibbs_steps`` sweeps from base-rate images and their mean-field h2."""
         visible = self.base_rate_sample(num, generator)
-        top = torch.bernoulli(self.mean_field(visible)[1], generator=generator)
+        top = bernoulli(self.mean_field(visible)[1], generator)
         for _ in range(self.config.gibbs_steps):
             visible, top, probabilities = self.gibbs_sweep(visible, top, generator)
         return probabilities.view(-1, *self.spec.shape)
@@ -201,41 +207,37 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         return energy + _entropy(mu1) + _entropy(mu2)
 
     @torch.no_grad()
-    def ais_log_partition(self, *, num_chains: int, num_steps: int, generator) -> dict[str, float]:
-        """log Z by AIS over (v, h2) with h1 summed out:
-        log p*_beta(v, h2) = (1 - beta) b_A.v + beta (b.v + c2.h2) + sum_j softplus(beta (c1 + v W1 + W2 h2)_j)."""
-        w1, w2 = self.bottom.weight.double(), self.top.weight.double()
-        b, c1, c2 = self.bottom.visible_bias.double(), self.bottom.hidden_bias.double(), self.top.hidden_bias.double()
-        base = self.base_rate().double()
+    def ais_log_partition(self, *, num_chains: int, num_steps: int, generator, runs: int = 1,
+                          progress: bool = False) -> dict[str, float]:
+        """log Z by AIS over (v, h2) with h1 summed out, ``runs`` independent runs of ``num_chains``:
+        log p*_beta(v, h2) = (1 - beta) b_A.v + beta (b.v + c2.h2) + sum_j softplus(beta (c1 + v W1 + W2 h2)_j).
+        Float32 chains, float64 weights, as :func:`~genzoo.models.boltzmann.ais_log_partition`."""
+        w1, w2 = self.bottom.weight.float(), self.top.weight.float()
+        b, c1, c2 = self.bottom.visible_bias.float(), self.bottom.hidden_bias.float(), self.top.hidden_bias.float()
+        base = self.base_rate().float()
         hidden1, hidden2 = w2.shape
-        log_z_base = F.softplus(base).sum() + (hidden1 + hidden2) * math.log(2.0)
+        log_z_base = float(F.softplus(base.double()).sum()) + (hidden1 + hidden2) * math.log(2.0)
+        visible_term, top_term = (b - base).double(), c2.double()
 
-        def log_p_star(v, h2, activation, beta):
-            return (1 - beta) * (v @ base) + beta * (v @ b + h2 @ c2) + F.softplus(beta * activation).sum(1)
-
-        v = torch.bernoulli(torch.sigmoid(base).expand(num_chains, -1), generator=generator)
-        h2 = torch.bernoulli(torch.full((num_chains, hidden2), 0.5, dtype=torch.float64, device=w1.device),
-                             generator=generator)
-        log_w = torch.zeros(num_chains, dtype=torch.float64, device=w1.device)
+        chains = runs * num_chains
+        v = bernoulli(torch.sigmoid(base).expand(chains, -1), generator)
+        h2 = bernoulli(torch.full((chains, hidden2), 0.5, device=w1.device), generator)
+        log_w = torch.zeros(chains, dtype=torch.float64, device=w1.device)
         betas = ais_schedule(num_steps).tolist()
-        for beta_previous, beta in zip(betas[:-1], betas[1:], strict=True):
-            activation = v @ w1 + h2 @ w2.T + c1
-            log_w += log_p_star(v, h2, activation, beta) - log_p_star(v, h2, activation, beta_previous)
-            h1 = torch.bernoulli(torch.sigmoid(beta * activation), generator=generator)
-            v = torch.bernoulli(torch.sigmoid((1 - beta) * base + beta * (h1 @ w1.T + b)), generator=generator)
-            h2 = torch.bernoulli(torch.sigmoid(beta * (h1 @ w2 + c2)), generator=generator)
-        return ais_result(log_w, float(log_z_base))
+        for beta_previous, beta in annealing(betas, progress):
+            activation = torch.addmm(c1, v, w1) + h2 @ w2.T
+            log_w += ((beta - beta_previous) * (v.double() @ visible_term + h2.double() @ top_term)
+                      + softplus_difference(activation, beta, beta_previous))
+            h1 = bernoulli(torch.sigmoid(beta * activation), generator)
+            v = bernoulli(torch.sigmoid((1 - beta) * base + beta * torch.addmm(b, h1, w1.T)), generator)
+            h2 = bernoulli(torch.sigmoid(beta * torch.addmm(c2, h1, w2)), generator)
+        return ais_result(log_w, log_z_base, runs=runs)
 
     @torch.no_grad()
-    def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator) -> dict[str, float]:
-        partition = self.ais_log_partition(num_chains=num_chains, num_steps=num_steps, generator=generator)
+    def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator, runs: int = 1,
+                                progress: bool = False) -> dict:
+        partition = self.ais_log_partition(num_chains=num_chains, num_steps=num_steps, generator=generator, runs=runs,
+                                           progress=progress)
         bound = float(self.variational_bound(images.flatten(1).to(self.bottom.weight.device)).double().mean())
-        return {
-            "nll": partition["log_z"] - bound,
-            "nll_low": partition["log_z_low"] - bound,
-            "nll_high": partition["log_z_high"] - bound,
-            "log_z": partition["log_z"],
-            "ais_chains": num_chains,
-            "ais_steps": num_steps,
-            "num_images": len(images),
-        }
+        return likelihood_report(bound, partition, num_chains=num_chains, num_steps=num_steps, runs=runs,
+                                 num_images=len(images))

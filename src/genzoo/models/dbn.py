@@ -16,26 +16,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Batch, DataFormat, DataSpec
+from ..config import Count, Fraction, NonNegative, Rate, Size, Validated
+from ..data import Batch, DataFormat, DataSpec, bernoulli
 from .base import GenerativeModel, Metrics, Sampler, VisibleFilters
 from .boltzmann import BaseRate, RBMLayer, contrastive_divergence, sgd_with_momentum
 
 
 @dataclass(frozen=True)
-class DBNConfig:
-    hidden_layers: tuple[int, ...] = (500, 500)  # two layers; (500, 500, 2000) is Hinton et al.'s three
-    updates_per_layer: int = 6000  # greedy schedule: 10 epochs of batch 100 per lower layer
-    cd_steps: int = 1
+class DBNConfig(Validated):
+    hidden_layers: tuple[Size, ...] = (500, 500)  # two layers; (500, 500, 2000) is Hinton et al.'s three
+    updates_per_layer: Count = 6000  # greedy schedule: 10 epochs of batch 100 per lower layer
+    cd_steps: Count = 1
     persistent_top: bool = False  # train the top RBM by PCD (Tieleman 2008) instead of CD
-    persistent_chains: int = 100
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    persistent_chains: Count = 100
+    learning_rate: Rate = 0.05
+    momentum: Fraction = 0.9
+    weight_decay: NonNegative = 1e-4
     binarize: Literal["dynamic", "static"] = "dynamic"
-    gibbs_steps: int = 1000  # Gibbs sweeps in the top RBM per sample
+    gibbs_steps: Count = 1000  # Gibbs sweeps in the top RBM per sample
 
 
 class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
+    few_classes_hint = ' (Gibbs chains in the top layer mix slowly between classes)'
+
     def __init__(self, config: DBNConfig, spec: DataSpec):
         super().__init__(config, spec)
         if len(config.hidden_layers) < 2:
@@ -66,7 +69,7 @@ class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
         """Binary states of hidden layer ``depth`` (0 = the pixels) for data, sampled layer by layer."""
         state = visible
         for layer in self.layers[:depth]:
-            state = torch.bernoulli(layer.hidden_probabilities(state), generator=generator)
+            state = bernoulli(layer.hidden_probabilities(state), generator)
         return state
 
     def _layer_error(self, layer: RBMLayer, visible: torch.Tensor) -> torch.Tensor:
@@ -112,7 +115,7 @@ class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
             state, _ = top.gibbs_step(state, generator)
         for layer in reversed(self.layers[:-1]):
             probabilities = layer.visible_probabilities(state)
-            state = torch.bernoulli(probabilities, generator=generator)
+            state = bernoulli(probabilities, generator)
         return probabilities.view(-1, *self.spec.shape)
 
     def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:

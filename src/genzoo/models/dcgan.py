@@ -14,24 +14,29 @@ Both take images whose height and width are multiples of 4 (28 -> 7 -> 14 -> 28)
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
+from ..config import Between, Channels, Fraction, Size
 from ..data import DataSpec
-from .adversarial import AdversarialTraining, LatentGAN, validate
-from .layers import leaky_relu
+from .adversarial import AdversarialTraining, LatentGAN
+from .layers import Dropout, leaky_relu
 
 
 @dataclass(frozen=True)
 class DCGANConfig(AdversarialTraining):
     architecture: Literal["radford", "upsampling"] = "radford"
-    latent_dim: int = 100
-    generator_channels: int = 64  # radford: feature maps 2C at H/4, C at H/2; upsampling: C throughout
-    discriminator_channels: int = 64  # radford: C at H/2, 2C at H/4; upsampling: C, C
-    dropout: float = 0.4  # upsampling discriminator only (Brownlee)
+    # radford: strided (transposed) convolutions in each network; image sides must be divisible by
+    # 2^layers (2 for 28x28 MNIST: 7 -> 14 -> 28; 4 for 64x64: the paper's 4 -> 8 -> 16 -> 32 -> 64)
+    layers: typing.Annotated[int, Between(2, 6)] = 2
+    latent_dim: Size = 100
+    generator_channels: Channels = 64  # radford: feature maps 2C at H/4, C at H/2; upsampling: C throughout
+    discriminator_channels: Channels = 64  # radford: C at H/2, 2C at H/4; upsampling: C, C
+    dropout: Fraction = 0.4  # upsampling discriminator only (Brownlee)
 
 
 PRESETS = {
@@ -40,40 +45,45 @@ PRESETS = {
     # layer (a 7x7 convolution over 128 channels, fan-in 6272) moved the mean output pixel by up to
     # 0.2 per Adam step, it matched whatever the discriminator had just learned, and D(x) and
     # D(G(z)) stayed at 0.50 for a whole epoch while the samples stayed strokes.
+    # Radford et al.'s 64x64 networks (their LSUN / faces DCGAN): 1024 channels at 4x4 in the paper;
+    # here 512 (generator_channels 64 x 2^3), as in their released code. Use with a 64x64 folder:
+    # --set data.image_size=64 --set data.channels=3.
+    "radford-64": DCGANConfig(layers=4),
     "upsampling": DCGANConfig(architecture="upsampling", generator_channels=128, discriminator_channels=64,
                               generator_rate_ratio=0.25),
 }
 
 
 def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
-    g, d = config.generator_channels, config.discriminator_channels
-    h, w = spec.height // 4, spec.width // 4
-    generator = nn.Sequential(
-        nn.Linear(config.latent_dim, 2 * g * h * w, bias=False),
-        nn.Unflatten(1, (2 * g, h, w)),  # (B, 2g*h*w) -> (B, 2g, h, w)
-        nn.BatchNorm2d(2 * g, momentum=0.1),
+    """Generator: z -> (g * 2^(L-1), H / 2^L, W / 2^L) by a linear map, then L transposed 4x4
+    stride-2 convolutions halving the channels (batch norm and ReLU between, tanh at the end)."""
+    g, d, layers = config.generator_channels, config.discriminator_channels, config.layers
+    h, w = spec.height >> layers, spec.width >> layers
+    widths = [g * 2 ** (layers - 1 - i) for i in range(layers)]  # e.g. 2g, g for two layers
+    modules: list[nn.Module] = [
+        nn.Linear(config.latent_dim, widths[0] * h * w, bias=False),
+        nn.Unflatten(1, (widths[0], h, w)),  # (B, c*h*w) -> (B, c, h, w)
+        nn.BatchNorm2d(widths[0], momentum=0.1),
         nn.ReLU(),
-        nn.ConvTranspose2d(2 * g, g, kernel_size=4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(g, momentum=0.1),
-        nn.ReLU(),
-        nn.ConvTranspose2d(g, spec.channels, kernel_size=4, stride=2, padding=1),
-        nn.Tanh(),
-    )
-    return generator, radford_discriminator(spec, d)
+    ]
+    for c_in, c_out in zip(widths, widths[1:], strict=False):
+        modules += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
+                    nn.BatchNorm2d(c_out, momentum=0.1), nn.ReLU()]
+    modules += [nn.ConvTranspose2d(widths[-1], spec.channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
+    return nn.Sequential(*modules), radford_discriminator(spec, d, layers=layers)
 
 
-def radford_discriminator(spec: DataSpec, width: int) -> nn.Sequential:
-    """Two 4x4 stride-2 convolutions (width, 2 x width), LeakyReLU(0.2), batch norm on the second,
-    then a linear logit (Radford et al. 2016). Image sides must be multiples of 4."""
-    return nn.Sequential(
-        nn.Conv2d(spec.channels, width, kernel_size=4, stride=2, padding=1),
-        leaky_relu(),
-        nn.Conv2d(width, 2 * width, kernel_size=4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(2 * width, momentum=0.1),
-        leaky_relu(),
-        nn.Flatten(),
-        nn.Linear(2 * width * (spec.height // 4) * (spec.width // 4), 1),
-    )
+def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2) -> nn.Sequential:
+    """``layers`` 4x4 stride-2 convolutions doubling the width (width, 2 x width, ...), LeakyReLU(0.2),
+    batch norm on all but the first, then a linear logit (Radford et al. 2016). Image sides must
+    be multiples of 2^layers."""
+    modules: list[nn.Module] = [nn.Conv2d(spec.channels, width, kernel_size=4, stride=2, padding=1), leaky_relu()]
+    for i in range(1, layers):
+        c_in, c_out = width * 2 ** (i - 1), width * 2**i
+        modules += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
+                    nn.BatchNorm2d(c_out, momentum=0.1), leaky_relu()]
+    side = (spec.height >> layers) * (spec.width >> layers)
+    return nn.Sequential(*modules, nn.Flatten(), nn.Linear(width * 2 ** (layers - 1) * side, 1))
 
 
 def same_conv4(c_in: int, c_out: int) -> list[nn.Module]:
@@ -102,10 +112,10 @@ def upsampling_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module,
     discriminator = nn.Sequential(
         nn.Conv2d(spec.channels, d, kernel_size=3, stride=2, padding=1),
         leaky_relu(),
-        nn.Dropout(config.dropout),
+        Dropout(config.dropout),
         nn.Conv2d(d, d, kernel_size=3, stride=2, padding=1),
         leaky_relu(),
-        nn.Dropout(config.dropout),
+        Dropout(config.dropout),
         nn.Flatten(),
         nn.Linear(d * h * w, 1),
     )
@@ -126,9 +136,9 @@ def init_weights(module: nn.Module) -> None:
 class DCGAN(LatentGAN):
     def __init__(self, config: DCGANConfig, spec: DataSpec):
         super().__init__(config, spec)
-        validate(config)
-        if spec.height % 4 or spec.width % 4:
-            raise ValueError(f"dcgan needs image sides that are multiples of 4, not {spec.height}x{spec.width}")
+        multiple = 2**config.layers if config.architecture == "radford" else 4
+        if spec.height % multiple or spec.width % multiple:
+            raise ValueError(f"dcgan needs image sides that are multiples of {multiple}, not {spec.height}x{spec.width}")
         if config.architecture == "radford":
             self.generator, self.discriminator = radford_networks(config, spec)
             self.apply(init_weights)

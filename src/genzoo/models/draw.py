@@ -18,30 +18,32 @@ Without attention, read is [x, x_hat] and write a linear map to the whole image.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
+from ..config import Between, Rate, Size, Validated
 from ..data import Batch, DataFormat, DataSpec
 from .base import GenerativeModel, ImportanceSampled, Metrics, Sampler
-from .layers import bernoulli_nll, gaussian_kl
+from .layers import adam, bernoulli_nll, gaussian_kl
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
-class DRAWConfig:
-    steps: int = 16  # T; Gregor et al. use 64 on MNIST (4x the compute)
-    encoder_size: int = 256  # LSTM units (the paper's MNIST setting)
-    decoder_size: int = 256
-    latent_dim: int = 100  # z_t per step (the paper: 100)
+class DRAWConfig(Validated):
+    steps: typing.Annotated[int, Between(1, 1000)] = 16  # T; Gregor et al. use 64 on MNIST (4x the compute)
+    encoder_size: Size = 256  # LSTM units (the paper's MNIST setting)
+    decoder_size: Size = 256
+    latent_dim: Size = 100  # z_t per step (the paper: 100)
     attention: bool = True  # Gaussian filterbank read and write; False: the whole image
-    read_size: int = 2  # N of the read glimpse (the paper: 2 x 2 on MNIST)
-    write_size: int = 5  # N of the write patch (the paper: 5 x 5)
-    learning_rate: float = 1e-3  # Adam
-    max_grad_norm: float = 10.0  # gradient clipping, for the LSTMs' occasional spikes
+    read_size: typing.Annotated[int, Between(1, 64)] = 2  # N of the read glimpse (the paper: 2 x 2 on MNIST)
+    write_size: typing.Annotated[int, Between(1, 64)] = 5  # N of the write patch (the paper: 5 x 5)
+    learning_rate: Rate = 1e-3  # Adam
+    max_grad_norm: Rate = 10.0  # gradient clipping, for the LSTMs' occasional spikes
     binarize: Literal["dynamic", "static", "none"] = "dynamic"  # the paper's MNIST is binarised
 
 
@@ -66,10 +68,10 @@ def filterbank(params: torch.Tensor, size: int, height: int, width: int):
 
 
 class DRAW(GenerativeModel, Sampler, ImportanceSampled):
+    few_classes_hint = ' (early in training the canvas stays near the mean image)'
+
     def __init__(self, config: DRAWConfig, spec: DataSpec):
         super().__init__(config, spec)
-        if config.steps < 1 or config.read_size < 1 or config.write_size < 1:
-            raise ValueError("steps, read_size and write_size must be positive")
         c, self.image_size = spec.channels, spec.num_pixels
         read_dim = 2 * c * config.read_size**2 if config.attention else 2 * spec.num_pixels
         self.encoder = nn.LSTMCell(read_dim + config.decoder_size, config.encoder_size)
@@ -137,7 +139,7 @@ class DRAW(GenerativeModel, Sampler, ImportanceSampled):
         return {"loss": (reconstruction + kl).mean(), "reconstruction": reconstruction.mean(), "kl": kl.mean()}
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"model": torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)}
+        return {"model": adam(self.parameters(), lr=self.config.learning_rate)}
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         optimizer = optimizers["model"]
@@ -180,6 +182,7 @@ class DRAW(GenerativeModel, Sampler, ImportanceSampled):
             windows.append(window)
         return torch.stack(canvases), windows
 
+    @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
         return self.generate(num, generator)[0][-1]
 

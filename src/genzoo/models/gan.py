@@ -14,17 +14,18 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..config import Fraction, Size
 from ..data import DataSpec
-from .adversarial import AdversarialTraining, LatentGAN, validate
+from .adversarial import AdversarialTraining, LatentGAN
 from .layers import leaky_relu, mlp, one_hot
 
 
 @dataclass(frozen=True)
 class GANConfig(AdversarialTraining):
-    latent_dim: int = 100  # z ~ N(0, I)
-    generator_dims: tuple[int, ...] = (256, 512, 1024)
-    discriminator_dims: tuple[int, ...] = (1024, 512, 256)
-    dropout: float = 0.3  # in the discriminator, after every hidden layer
+    latent_dim: Size = 100  # z ~ N(0, I)
+    generator_dims: tuple[Size, ...] = (256, 512, 1024)
+    discriminator_dims: tuple[Size, ...] = (1024, 512, 256)
+    dropout: Fraction = 0.3  # in the discriminator, after every hidden layer
     conditional: bool = False  # condition both networks on the label (CGAN)
     # How the discriminator sees the label: "concat" appends the one-hot label to the image
     # (Mirza & Osindero 2014); "projection" adds embed(y) . phi(x) to the logit (Miyato & Koyama
@@ -38,7 +39,6 @@ class GAN(LatentGAN):
 
     def __init__(self, config: GANConfig, spec: DataSpec):
         super().__init__(config, spec)
-        validate(config)
         if config.conditional and spec.num_classes < 2:
             raise ValueError("a conditional GAN needs a labelled dataset (2 classes or more)")
         self.conditional = config.conditional

@@ -14,19 +14,21 @@ pair of optimizers covers every level's networks (their parameters are disjoint)
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Between, Channels, Fraction, Size
 from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from .adversarial import (
     AdversarialTraining,
     adam_pair,
     adversarial_evaluation,
     adversarial_iteration,
-    validate,
+    has_batch_norm,
 )
 from .base import GenerativeModel, Metrics, Sampler
 from .layers import leaky_relu, mlp
@@ -34,11 +36,11 @@ from .layers import leaky_relu, mlp
 
 @dataclass(frozen=True)
 class LAPGANConfig(AdversarialTraining):
-    levels: int = 3  # pyramid levels; the coarsest side is the image side / 2^(levels - 1)
-    latent_dim: int = 100  # noise of the coarsest GAN
-    coarse_dims: tuple[int, ...] = (512, 512)  # hidden layers of the coarsest G and D (MLPs)
-    residual_channels: int = 32  # width of the residual generators and discriminators
-    dropout: float = 0.3  # coarsest discriminator
+    levels: typing.Annotated[int, Between(2, 8)] = 3  # pyramid levels; the coarsest side is the image side / 2^(levels - 1)
+    latent_dim: Size = 100  # noise of the coarsest GAN
+    coarse_dims: tuple[Size, ...] = (512, 512)  # hidden layers of the coarsest G and D (MLPs)
+    residual_channels: Channels = 32  # width of the residual generators and discriminators
+    dropout: Fraction = 0.3  # coarsest discriminator
 
 
 def downsample(images: torch.Tensor) -> torch.Tensor:
@@ -86,9 +88,10 @@ def residual_discriminator(channels: int, width: int, size: tuple[int, int]) -> 
 
 
 class LAPGAN(GenerativeModel, Sampler):
+    few_classes_hint = ' (mode collapse? the generator may have settled on a few modes)'
+
     def __init__(self, config: LAPGANConfig, spec: DataSpec):
         super().__init__(config, spec)
-        validate(config)
         scale = 2 ** (config.levels - 1)
         if config.levels < 2 or spec.height % scale or spec.width % scale:
             raise ValueError(f"{config.levels} pyramid levels need image sides divisible by {scale} (and levels >= 2)")
@@ -157,12 +160,15 @@ class LAPGAN(GenerativeModel, Sampler):
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         real, fake = self._real_and_fake(batch.images, generator)
-        return adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake)
+        discriminators = nn.ModuleList([self.coarse_discriminator, *self.residual_discriminators])
+        return adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
+                                     joint_batch=not has_batch_norm(discriminators))
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         real, fake = self._real_and_fake(batch.images, generator)
         return adversarial_evaluation(self.config, self.discriminate, real=real, fake=fake)
 
+    @torch.no_grad()
     def sample_pyramid(self, num: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """The cascade from coarse to fine: [I_K, I_{K-1}, ..., I_0], each in [-1, 1]."""
         level = self.coarse_generator(self._noise((num, self.config.latent_dim), generator)).view(-1, *self.coarse_shape)
@@ -173,6 +179,7 @@ class LAPGAN(GenerativeModel, Sampler):
             steps.append(level)
         return steps
 
+    @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
         return to_unit_range(self.sample_pyramid(num, generator)[-1], self.data_format)
 

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..config import Count, Fraction, NonNegative, Rate, Size, Validated
 from ..data import Batch, DataFormat, DataSpec
 from .base import GenerativeModel, Metrics, PartitionFunctionModel, Sampler, VisibleFilters
 from .boltzmann import (
@@ -21,28 +22,29 @@ from .boltzmann import (
     RBMLayer,
     ais_log_partition,
     contrastive_divergence,
+    likelihood_report,
     sgd_with_momentum,
 )
 
 
 @dataclass(frozen=True)
-class RBMConfig:
-    hidden_units: int = 500  # Salakhutdinov & Murray 2008 report 500
-    cd_steps: int = 1  # k of CD-k / PCD-k (the paper's best RBM: CD-25)
+class RBMConfig(Validated):
+    hidden_units: Size = 500  # Salakhutdinov & Murray 2008 report 500
+    cd_steps: Count = 1  # k of CD-k / PCD-k (the paper's best RBM: CD-25)
     persistent: bool = False  # PCD: negative chains persist across updates
-    persistent_chains: int = 100  # number of persistent chains (PCD only)
-    learning_rate: float = 0.05
-    momentum: float = 0.9  # Hinton 2010: 0.5 at first, then 0.9
-    weight_decay: float = 1e-4  # L2 on the weights (Hinton 2010: 1e-2 .. 1e-5)
+    persistent_chains: Count = 100  # number of persistent chains (PCD only)
+    learning_rate: Rate = 0.05
+    momentum: Fraction = 0.9  # Hinton 2010: 0.5 at first, then 0.9
+    weight_decay: NonNegative = 1e-4  # L2 on the weights (Hinton 2010: 1e-2 .. 1e-5)
     binarize: Literal["dynamic", "static"] = "dynamic"
-    gibbs_steps: int = 1000  # Gibbs sweeps per sample drawn by `sample`
+    gibbs_steps: Count = 1000  # Gibbs sweeps per sample drawn by `sample`
 
 
 class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, BaseRate):
+    few_classes_hint = ' (Gibbs chains mix slowly between classes)'
+
     def __init__(self, config: RBMConfig, spec: DataSpec):
         super().__init__(config, spec)
-        if config.hidden_units < 1 or config.cd_steps < 1:
-            raise ValueError("hidden_units and cd_steps must be positive")
         self.layer = RBMLayer(spec.num_pixels, config.hidden_units)
         # Persistent chains are state: saved, restored on resume. Started as fair coin flips.
         self.register_buffer("chains", torch.bernoulli(torch.full((config.persistent_chains, spec.num_pixels), 0.5)))
@@ -100,6 +102,7 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         """Random binary images, each pixel on with its training-set frequency (the base rate)."""
         return self.base_rate_sample(num, generator)
 
+    @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
         """p(v|h) after ``gibbs_steps`` sweeps from random binary images."""
         return self.gibbs_chain(self.random_start(num, generator), self.config.gibbs_steps, generator)[-1]
@@ -108,16 +111,10 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         return self.sample(len(batch), generator=generator)
 
     @torch.no_grad()
-    def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator) -> dict[str, float]:
+    def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator, runs: int = 1,
+                                progress: bool = False) -> dict:
         partition = ais_log_partition(self.layer, self.base_rate(), num_chains=num_chains, num_steps=num_steps,
-                                      generator=generator)
-        free_energy = float(self.layer.free_energy(images.flatten(1).to(self.layer.weight.device)).double().mean())
-        return {
-            "nll": free_energy + partition["log_z"],
-            "nll_low": free_energy + partition["log_z_low"],
-            "nll_high": free_energy + partition["log_z_high"],
-            "log_z": partition["log_z"],
-            "ais_chains": num_chains,
-            "ais_steps": num_steps,
-            "num_images": len(images),
-        }
+                                      generator=generator, runs=runs, progress=progress)
+        log_p_star = -float(self.layer.free_energy(images.flatten(1).to(self.layer.weight.device)).double().mean())
+        return likelihood_report(log_p_star, partition, num_chains=num_chains, num_steps=num_steps, runs=runs,
+                                 num_images=len(images))

@@ -9,17 +9,21 @@ minimises the negative ELBO, -E_q[log p(x|z)] + kl_weight * KL(q(z|x) || N(0, I)
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
+from ..config import Between, Channels, NonNegative, NonNegativeCount, Rate, Size, Validated
 from ..data import Batch, DataFormat, DataSpec
 from .base import GenerativeModel, ImportanceSampled, LatentCodec, Metrics, Sampler
 from .layers import (
     ImageDecoder,
     ImageEncoder,
+    adam,
+    bernoulli_log_likelihood,
     bernoulli_nll,
     gaussian_kl,
     gaussian_nll,
@@ -29,27 +33,30 @@ from .layers import (
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(Validated):
     architecture: Literal["conv", "mlp"] = "conv"
-    conv_channels: tuple[int, ...] = (32, 64)  # one stride-2 3x3 conv per entry (conv only)
-    hidden_dims: tuple[int, ...] = (16,)  # encoder: dense layers between image features and q(z|x)
+    conv_channels: tuple[Channels, ...] = (32, 64)  # one stride-2 3x3 conv per entry (conv only)
+    hidden_dims: tuple[Size, ...] = (16,)  # encoder: dense layers between image features and q(z|x)
     # Decoder: dense layers from z to the first feature map (conv) or the pixels (MLP). Keras' conv
     # VAE has none (Dense(7*7*64) straight from z); a 16-unit bottleneck here slows learning a lot
     # (test loss 170.9 vs 160.6 nats after 3 epochs on MNIST).
-    decoder_hidden_dims: tuple[int, ...] = ()
+    decoder_hidden_dims: tuple[Size, ...] = ()
     batch_norm: bool = False  # batch norm after every conv / dense layer but the heads
-    latent_dim: int = 2  # 2 gives the lectures' latent maps and manifold grids
+    latent_dim: Size = 2  # 2 gives the lectures' latent maps and manifold grids
     conditional: bool = False  # condition encoder and decoder on the one-hot label (CVAE)
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"  # BCE or MSE reconstruction term
-    gaussian_std: float = 0.7071  # fixed std of p(x|z) when gaussian; 1/sqrt(2) = Keras' 'mse * 784'
-    kl_weight: float = 1.0  # beta in front of the KL term (1 is the true ELBO)
-    epsilon_sigma: float = 1.0  # std of eps in the reparameterisation (Keras 'epsilon_std')
+    gaussian_std: Rate = 0.7071  # fixed std of p(x|z) when gaussian; 1/sqrt(2) = Keras' 'mse * 784'
+    kl_weight: NonNegative = 1.0  # beta in front of the KL term (1 is the true ELBO)
+    # KL warm-up: the KL weight rises linearly from 0 to kl_weight over this many training steps
+    # (Sonderby et al. 2016), so that fewer latent units collapse onto the prior early; 0 = off.
+    kl_warmup_steps: NonNegativeCount = 0
+    epsilon_sigma: NonNegative = 1.0  # std of eps in the reparameterisation (Keras 'epsilon_std')
     binarize: Literal["none", "dynamic", "static"] = "none"  # grey levels, as the Keras examples
-    learning_rate: float = 1e-3  # Adam; the Keras examples' default
+    learning_rate: Rate = 1e-3  # Adam; the Keras examples' default
     # Training bound: the ELBO, or the importance-weighted bound IWAE_k (Burda et al. 2016) with
     # k = importance_samples, which is tighter and is how the published VAE figures are beaten.
     objective: Literal["elbo", "iwae"] = "elbo"
-    importance_samples: int = 50  # k of the IWAE objective (Burda et al.'s best: 50)
+    importance_samples: typing.Annotated[int, Between(1, 100_000)] = 50  # k of the IWAE objective (Burda et al.'s best: 50)
 
 
 PRESETS = {
@@ -57,6 +64,9 @@ PRESETS = {
     "keras-strided": VAEConfig(),
     # The lectures' Keras conv VAE: filters [8, 16], batch norm, Dense(16), 2-D latent.
     "lecture-bn": VAEConfig(conv_channels=(8, 16), batch_norm=True),
+    # For 64x64 RGB folders (the seeds' face examples): four stride-2 convolutions 64 -> 4, a
+    # 128-D latent. Use with --set data.image_size=64 --set data.channels=3.
+    "conv-64": VAEConfig(conv_channels=(32, 64, 128, 256), hidden_dims=(256,), latent_dim=128),
     # The lectures' MLP VAE 784-64-2.
     "mlp-64": VAEConfig(architecture="mlp", hidden_dims=(64,), decoder_hidden_dims=(64,)),
 }
@@ -68,16 +78,17 @@ LOG_2PI = math.log(2 * math.pi)
 class VAE(GenerativeModel, Sampler, LatentCodec, ImportanceSampled):
     """VAE / CVAE. ``config.conditional`` makes it a conditional VAE on the dataset's labels."""
 
+    few_classes_hint = (" (decodings of the prior blend classes early in training and in small latent spaces; "
+                        "more epochs or a larger latent_dim help)")
+
     def __init__(self, config: VAEConfig, spec: DataSpec):
         super().__init__(config, spec)
         if config.conditional and spec.num_classes < 2:
             raise ValueError("a conditional VAE needs a labelled dataset (2 classes or more)")
-        if config.latent_dim < 1:
-            raise ValueError(f"latent_dim must be positive, not {config.latent_dim}")
         if config.objective == "iwae" and (config.kl_weight != 1 or config.epsilon_sigma != 1):
             raise ValueError("objective=iwae is a bound on log p(x): it needs kl_weight=1 and epsilon_sigma=1")
-        if config.importance_samples < 1:
-            raise ValueError(f"importance_samples must be positive, not {config.importance_samples}")
+        if config.kl_warmup_steps and config.objective == "iwae":
+            raise ValueError("objective=iwae is a bound on log p(x): it needs kl_warmup_steps=0")
         self.conditional = config.conditional
         self.latent_dim = config.latent_dim
         conv_channels = config.conv_channels if config.architecture == "conv" else ()
@@ -89,6 +100,7 @@ class VAE(GenerativeModel, Sampler, LatentCodec, ImportanceSampled):
         self.decoder = ImageDecoder(
             spec, latent_dim=config.latent_dim, hidden_dims=config.decoder_hidden_dims, **shared
         )
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))  # drives the KL warm-up
 
     @property
     def data_format(self) -> DataFormat:
@@ -121,8 +133,11 @@ class VAE(GenerativeModel, Sampler, LatentCodec, ImportanceSampled):
         log_prior = -0.5 * (latents.pow(2) + LOG_2PI).sum(-1)  # (K, B)
         repeated_labels = None if labels is None else labels.repeat(num_samples)
         logits = self.decoder_logits(latents.flatten(0, 1), repeated_labels)  # (K*B, D) -> (K*B, C, H, W)
-        repeated_images = images.repeat(num_samples, *([1] * (images.dim() - 1)))  # k-major, as latents
-        log_likelihood = -self.reconstruction_nll(logits, repeated_images).view(num_samples, -1)  # (K, B)
+        if self.config.likelihood == "bernoulli":
+            log_likelihood = bernoulli_log_likelihood(logits.view(num_samples, *images.shape), images)  # (K, B)
+        else:
+            repeated_images = images.repeat(num_samples, *([1] * (images.dim() - 1)))  # k-major, as latents
+            log_likelihood = -self.reconstruction_nll(logits, repeated_images).view(num_samples, -1)  # (K, B)
         return log_likelihood + log_prior - log_q
 
     def loss_terms(self, batch: Batch, generator: torch.Generator | None) -> Metrics:
@@ -137,11 +152,19 @@ class VAE(GenerativeModel, Sampler, LatentCodec, ImportanceSampled):
         latents = reparameterize(mean, log_var, generator=generator, epsilon_sigma=self.config.epsilon_sigma)
         reconstruction = self.reconstruction_nll(self.decoder_logits(latents, batch.labels), batch.images)
         kl = gaussian_kl(mean, log_var)
-        loss = (reconstruction + self.config.kl_weight * kl).mean()
+        loss = (reconstruction + self.kl_weight() * kl).mean()
         return {"loss": loss, "reconstruction": reconstruction.mean(), "kl": kl.mean()}
 
+    def kl_weight(self) -> float:
+        """The KL term's weight now: ``kl_weight``, ramped up from 0 during the warm-up (in
+        training only; held-out losses are always the configured objective)."""
+        warmup = self.config.kl_warmup_steps
+        if not self.training or not warmup:
+            return self.config.kl_weight
+        return self.config.kl_weight * min(1.0, (int(self.updates) + 1) / warmup)
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"model": torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)}
+        return {"model": adam(self.parameters(), lr=self.config.learning_rate)}
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         optimizer = optimizers["model"]
@@ -149,17 +172,21 @@ class VAE(GenerativeModel, Sampler, LatentCodec, ImportanceSampled):
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
+        self.updates += 1
         return {name: value.detach() for name, value in terms.items()}
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         return self.loss_terms(batch, generator)
 
+    @torch.no_grad()
     def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.posterior(images, labels)[0]
 
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.decoder_logits(latents, labels))
 
+    @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
         """Decode z ~ N(0, I): the decoder's mean image (B, C, H, W) in [0, 1]."""
         device = self.to_mean.weight.device

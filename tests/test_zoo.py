@@ -1,0 +1,112 @@
+"""The zoo: building it from runs, zoo:NAME wherever a run directory goes, checksums, and the
+models genzoo ships (each loads, matches its checksums, samples or reconstructs, and its eval.json
+holds the numbers `genzoo zoo` shows)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import genzoo
+from genzoo import zoo
+from genzoo.cli import main
+from genzoo.evaluation.benchmark import Row
+from genzoo.evaluation.suite import EvaluationOptions, evaluate_run, write_result
+from genzoo.models.base import LatentCodec, Sampler
+from genzoo.zoo.build import build, headline
+
+from .test_contract import tiny_config
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """A zoo of two tiny models built from real (fake-data) runs."""
+    base = tmp_path_factory.mktemp("zoo")
+    runs, root = base / "runs", base / "zoo"
+    rows = [Row("tiny-gan", "gan", 1, note="a tiny GAN"), Row("tiny-vae", "vae", 1, note="a tiny VAE", zoo_dtype="float32")]
+    for row in rows:
+        genzoo.train(tiny_config(row.model, epochs=1, max_batches=3, eval_batches=1), runs / row.label, progress=False)
+        result = evaluate_run(genzoo.load_run(runs / row.label), EvaluationOptions(metrics=("test-loss",)))
+        write_result({**result, "weights_dtype": row.zoo_dtype}, runs / row.label / "eval.json")
+    build(rows, runs, root)
+    return root
+
+
+@pytest.fixture
+def installed(tiny_zoo, monkeypatch):
+    monkeypatch.setattr(zoo, "zoo_root", lambda: tiny_zoo)
+    return tiny_zoo
+
+
+def test_build_writes_checksummed_entries_in_their_dtype(tiny_zoo):
+    index = json.loads((tiny_zoo / "index.json").read_text())
+    assert set(index["models"]) == {"tiny-gan", "tiny-vae"}
+    gan = tiny_zoo / "models" / "tiny-gan"
+    assert {"model.safetensors", "config.toml", "meta.json", "eval.json", "metrics.jsonl", "MODEL_CARD.md"} <= set(
+        index["models"]["tiny-gan"]["files"])
+    assert all(t.dtype == torch.float16 for t in load_file(str(gan / "model.safetensors")).values() if t.is_floating_point())
+    vae_weights = load_file(str(tiny_zoo / "models/tiny-vae/model.safetensors")).values()
+    assert all(t.dtype == torch.float32 for t in vae_weights if t.is_floating_point())
+    assert 'data_dir = ""' in (gan / "config.toml").read_text()
+
+
+def test_a_zoo_name_loads_wherever_a_run_does(installed, tmp_path, monkeypatch):
+    model = genzoo.load("zoo:tiny-gan")
+    images = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
+    run = genzoo.load_run("zoo:tiny-vae")
+    assert run.name == "zoo:tiny-vae" and str(run.output_dir) == "runs/zoo-tiny-vae"
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "zoo:tiny-gan", "--num", "8", "--out", "s.png"]) == 0 and (tmp_path / "s.png").exists()
+    assert main(["plot", "zoo:tiny-vae", "losses"]) == 0
+    assert (tmp_path / "runs" / "zoo-tiny-vae" / "plots" / "losses.png").exists()
+
+
+def test_zoo_lists_names_and_headline_numbers(installed, capsys):
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    assert "zoo:tiny-gan" in out and "zoo:tiny-vae" in out
+
+
+def test_a_damaged_file_fails_its_checksum(installed, capsys):
+    weights = installed / "models" / "tiny-gan" / "model.safetensors"
+    original = weights.read_bytes()
+    try:
+        weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        assert main(["sample", "zoo:tiny-gan", "--num", "1", "--out", "x.png"]) == 1
+        err = capsys.readouterr().err
+        assert "model.safetensors does not match its checksum" in err and "Traceback" not in err
+    finally:
+        weights.write_bytes(original)
+
+
+def test_an_unknown_zoo_name_lists_the_known_ones(installed, capsys):
+    assert main(["sample", "zoo:nope", "--num", "1", "--out", "x.png"]) == 1
+    assert "unknown zoo model 'nope'; zoo models: tiny-gan, tiny-vae" in capsys.readouterr().err
+
+
+SHIPPED = sorted(zoo.entries())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_loads_and_matches_its_eval(name):
+    run = genzoo.load_run(f"zoo:{name}")
+    entry = zoo.entries()[name]
+    result = json.loads((entry.path / "eval.json").read_text())
+    assert entry.headline == headline(result)
+    generator = torch.Generator().manual_seed(0)
+    if isinstance(run.model, Sampler):
+        labels = torch.arange(4) % len(run.class_names) if run.model.conditional else None
+        images = run.model.sample(4, labels=labels, generator=generator)
+        assert images.shape[0] == 4 and torch.isfinite(images).all()
+    if isinstance(run.model, LatentCodec):
+        assert torch.isfinite(run.model.decode(torch.zeros(2, run.model.latent_dim))).all()
+
+
+def test_the_shipped_zoo_stays_small():
+    root = zoo.zoo_root()
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert total < 62e6, total
