@@ -74,6 +74,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--device", help="auto (default) | cpu | cuda | cuda:K | mps")
     p.add_argument("--precision", choices=["float32", "bf16"], help="bf16: autocast to bfloat16 (default float32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model's networks")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log metrics and preview grids to RUN/tensorboard (pip install 'genzoo[tensorboard]')")
     p.add_argument("--nproc", type=int, help="train with N processes (torchrun; one per GPU, or CPU processes)")
     p.add_argument("--run-dir", type=Path, help="where the run is written (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--config", type=Path, help="a config.toml (a run's reproduces that run)")
@@ -273,14 +275,19 @@ def launch_processes(args) -> int:
 
 def train_here(args) -> int:
     progress = not args.no_progress
+    callbacks = ()
+    if args.tensorboard:
+        from .tensorboard_log import TensorBoardLogger
+
+        callbacks = (TensorBoardLogger(),)
     if args.resume:
         config = resolve_resume_config(args)
-        trainer = train(config, args.resume, resume=True, progress=progress)
+        trainer = train(config, args.resume, resume=True, progress=progress, callbacks=callbacks)
         run_dir = args.resume
     elif args.dry_run and args.run_dir is None:
         config = resolve_train_config(args)
         with tempfile.TemporaryDirectory(prefix="genzoo-dry-run-") as tmp:
-            trainer = train(config, Path(tmp) / "run", progress=progress)
+            trainer = train(config, Path(tmp) / "run", progress=progress, callbacks=callbacks)
             if not trainer.group.is_main:
                 return 0
             _write_loss_plot(trainer.run_dir, config.model)
@@ -290,7 +297,7 @@ def train_here(args) -> int:
         return 0
     else:
         config = resolve_train_config(args)
-        trainer = train(config, args.run_dir, progress=progress)
+        trainer = train(config, args.run_dir, progress=progress, callbacks=callbacks)
         run_dir = trainer.run_dir
     if not trainer.group.is_main:  # rank 0 reports and draws for the run
         return 130 if trainer.stop_requested else 0
