@@ -43,6 +43,12 @@ def _no_download(monkeypatch):
     monkeypatch.delenv("GENZOO_DATA", raising=False)
 
 
+# Under pytest-xdist (scripts/test.sh runs one worker per core) each worker gets one thread: two
+# workers with two threads each on two cores wait on each other's spinning threads, many times
+# slower for the small tensors tests use.
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(THREADS)

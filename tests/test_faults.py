@@ -268,7 +268,8 @@ def uninterrupted(tmp_path_factory):
 def test_killed_runs_resume_to_identical_weights(fault, uninterrupted, tmp_path):
     config = cli_config(tmp_path)
     run = tmp_path / "run"
-    env = {**os.environ, "GENZOO_FAULT": fault}
+    # the same number of threads as the reference run in this process: float sums depend on it
+    env = {**os.environ, "GENZOO_FAULT": fault, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     done = subprocess.run([sys.executable, "-m", "genzoo.cli", "train", "--config", str(config), "--run-dir",
                            str(run), "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == -9, done.stderr[-2000:]
