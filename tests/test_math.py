@@ -60,3 +60,18 @@ def test_gaussian_nll_matches_scipy(std):
     expected = -stats.norm.logpdf(targets, loc=mean, scale=std).reshape(2, -1).sum(1)
     got = gaussian_nll(torch.tensor(mean), torch.tensor(targets), std).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_transposed_convolutions_start_at_the_scale_of_a_convolution():
+    """The decoder's transposed convolutions are initialised as a convolution with the same fan-in
+    would be (PyTorch's own default uses the output channels: 5.7x too large for 32 -> 1)."""
+    from genzoo.data import DataSpec
+    from genzoo.models.layers import ImageDecoder
+
+    torch.manual_seed(0)
+    decoder = ImageDecoder(DataSpec(channels=1, height=28, width=28, num_classes=10), latent_dim=2,
+                           conv_channels=(32, 64), hidden_dims=(16,))
+    last = decoder.upsample[-1]
+    bound = 1 / (32 * 9) ** 0.5
+    largest = float(last.weight.detach().abs().max())
+    assert 0.9 * bound < largest <= bound
