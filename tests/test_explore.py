@@ -159,3 +159,18 @@ def test_tensorboard_flag_without_tensorboard_is_one_clear_error(tmp_path, monke
                  "--run-dir", str(tmp_path / "r"), "--tensorboard"]) == 1
     assert "pip install 'genzoo[tensorboard]'" in capsys.readouterr().err
     assert not Path(tmp_path / "r").exists()
+
+
+def test_explore_without_gradio_is_one_clear_error(runs, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_gradio(name, *args, **kwargs):
+        if name == "gradio":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gradio)
+    assert main(["explore", str(runs / "ae"), "--no-browser"]) == 1
+    assert "pip install 'genzoo[explore]'" in capsys.readouterr().err

@@ -469,5 +469,10 @@ def serve(run: Run, *, port: int = 7860, open_browser: bool = True, host: str = 
     torch.set_num_threads(1)  # answers are a few images: one thread avoids the cost of waking the others
     print(f"genzoo: preparing the explorer of {run.name} ...", file=sys.stderr)
     app = build_app(Explorer(run))
-    app.launch(server_name=host, server_port=port, inbrowser=open_browser, theme=theme(), quiet=True,
-               footer_links=[], ssr_mode=False)
+    print(f"genzoo: explorer of {run.name} at http://{host}:{port}/ (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        app.launch(server_name=host, server_port=port, inbrowser=open_browser, theme=theme(), quiet=True,
+                   footer_links=[], ssr_mode=False)
+    except OSError as exc:  # Gradio's "cannot find empty port" and socket errors
+        reason = "the port is in use" if "empty port" in str(exc) else str(exc)
+        raise GenzooError(f"cannot serve on {host}:{port}: {reason}; pick another port with --port") from None
