@@ -204,3 +204,11 @@ def test_speed_row_reports_rates_and_shares():
     assert row["gflop_per_step"] > 0 and row["eval_share"] > 0
     text = markdown([row], [], threads=torch.get_num_threads())
     assert "`ae`" in text and "share of peak" in text and not math.isnan(row["epoch_seconds"])
+
+
+def test_only_the_colour_presets_are_timed_at_64_pixels():
+    from genzoo.evaluation.speed import default_rows, image_shape
+
+    sixty_four = sorted(name for name in default_rows() if image_shape(name) == (3, 64, 64))
+    assert sixty_four == ["cvae:conv-64", "dcgan:radford-64", "vae:conv-64"]
+    assert image_shape("vae:mlp-64") == (1, 28, 28)  # 784-64-2: 64 hidden units, MNIST-sized

@@ -155,10 +155,14 @@ def keras_images_per_second(reference: KerasReference, python: str, script: Path
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# Presets made for 64-pixel colour images (the seeds' face examples); "mlp-64" is 64 hidden units.
+COLOUR_64 = ("radford-64", "conv-64")
+
+
 def image_shape(name: str) -> tuple[int, int, int]:
     """MNIST's shape, or 3 x 64 x 64 for presets made for 64-pixel colour images."""
     model, _, preset = name.partition(":")
-    return (3, 64, 64) if preset.endswith("-64") else (1, 28, 28)
+    return (3, 64, 64) if preset in COLOUR_64 else (1, 28, 28)
 
 
 def default_rows() -> list[str]:
