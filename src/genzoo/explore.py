@@ -24,13 +24,14 @@ import sys
 import numpy as np
 import torch
 
-from .data import ImageData, to_model_input, to_unit_range
+from .data import ImageData, to_unit_range
 from .errors import GenzooError
 from .images import make_grid
 from .models.base import Inpainter, LatentCodec, Sampler
 from .models.boltzmann import BaseRate
 from .models.draw import DRAW
 from .models.rbm import RBM
+from .plots import encode_all, pca, plt, test_inputs
 from .runs import Run, load_split
 
 MAP_PIXELS = 480  # side of the latent map picture; clicks are mapped back through it
@@ -77,9 +78,7 @@ class Explorer:
         return self.run.class_names
 
     def _inputs(self, index: torch.Tensor):
-        images = to_model_input(self.test.images[index], self.model.data_format, torch.Generator().manual_seed(self.seed))
-        labels = self.test.labels[index] if self.model.conditional else None
-        return images, labels
+        return test_inputs(self.run, self.test, index, self.seed)
 
     def _index(self, i: int) -> int:
         if not 0 <= int(i) < self.num_test:
@@ -101,10 +100,8 @@ class Explorer:
     @torch.no_grad()
     def _encode(self) -> None:
         from .attributes import attribute_vectors
-        from .plots import pca
 
-        images, labels = self._inputs(torch.arange(self.num_test))
-        self.codes = self.model.encode(images, labels)
+        self.codes = encode_all(self.run, self.test, self.seed)
         self.mean, self.directions, self.explained = pca(self.codes, k=min(SLIDERS, self.codes.shape[1]))
         if self.codes.shape[1] == 2:  # a 2-D latent is its own map: no projection
             self.mean, self.directions = torch.zeros(2), torch.eye(2)
@@ -120,11 +117,6 @@ class Explorer:
     def latent_map(self) -> np.ndarray:
         """The test codes on the map plane, coloured by label; axes fill the picture exactly, so
         that pixel (x, y) is code :meth:`map_to_code` (x, y)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         inch = MAP_PIXELS / 100
         fig = plt.figure(figsize=(inch, inch), dpi=100)
         ax = fig.add_axes((0, 0, 1, 1))

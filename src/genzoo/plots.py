@@ -84,7 +84,7 @@ def grid_figure(
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _test_inputs(run: Run, test: ImageData, index: torch.Tensor, seed: int):
+def test_inputs(run: Run, test: ImageData, index: torch.Tensor, seed: int):
     generator = torch.Generator().manual_seed(seed)
     images = to_model_input(test.images[index], run.model.data_format, generator)
     labels = test.labels[index] if run.model.conditional else None
@@ -101,7 +101,7 @@ def encode_all(run: Run, test: ImageData, seed: int) -> torch.Tensor:
     codes = []
     for start in range(0, len(test), ENCODE_BATCH):
         index = torch.arange(start, min(start + ENCODE_BATCH, len(test)))
-        images, labels = _test_inputs(run, test, index, seed + start)
+        images, labels = test_inputs(run, test, index, seed + start)
         codes.append(run.model.encode(images, labels))
     return torch.cat(codes)
 
@@ -165,7 +165,7 @@ def plot_reconstructions(run: Run, test: ImageData, out: Path, options: PlotOpti
     """Test images (odd rows) over their reconstructions (even rows)."""
     rows = options.num or 5
     index = _pick(test, rows * 10, options.seed)
-    images, labels = _test_inputs(run, test, index, options.seed)
+    images, labels = test_inputs(run, test, index, options.seed)
     outputs = run.model.reconstruct(images, labels)
     grid = interleave_rows(_display(run, images), outputs, row_length=10)
     row_labels = ["input", "output"] * rows
@@ -181,7 +181,7 @@ def plot_denoising(run: Run, test: ImageData, out: Path, options: PlotOptions) -
                           "(or set noise=salt) to plot denoising")
     rows = options.num or 4
     index = _pick(test, rows * 10, options.seed)
-    clean, labels = _test_inputs(run, test, index, options.seed)
+    clean, labels = test_inputs(run, test, index, options.seed)
     noisy = run.model.corrupt(clean, torch.Generator().manual_seed(options.seed))
     denoised = run.model.reconstruct(noisy, labels)
     grid = interleave_rows(noisy, _display(run, clean), denoised, row_length=10)
@@ -256,7 +256,7 @@ def plot_interpolation(run: Run, test: ImageData, out: Path, options: PlotOption
     """Rows: test image A, decodings of (1 - t) z_A + t z_B for t in 0..1, test image B."""
     rows, steps = options.num or 8, 10
     index = _pick(test, 2 * rows, options.seed)
-    images, labels = _test_inputs(run, test, index, options.seed)
+    images, labels = test_inputs(run, test, index, options.seed)
     codes = run.model.encode(images, labels)
     start, end = codes[:rows], codes[rows:]
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
@@ -288,7 +288,7 @@ def plot_attributes(run: Run, test: ImageData, out: Path, options: PlotOptions) 
     if not run.model.conditional:
         names += [name for name in vectors if name.startswith("class ")][: options.num or 3]
     index = _pick(test, len(names), options.seed)
-    _, labels = _test_inputs(run, test, index, options.seed)
+    _, labels = test_inputs(run, test, index, options.seed)
     steps = torch.tensor(ATTRIBUTE_STEPS)
     edited = torch.cat([codes[i] + steps[:, None] * vectors[name] for i, name in zip(index, names, strict=True)])
     step_labels = None if labels is None else labels.repeat_interleave(len(steps))
@@ -307,7 +307,7 @@ def plot_style_transfer(run: Run, test: ImageData, out: Path, options: PlotOptio
     rows = options.num or 8
     classes = len(run.class_names)
     index = _one_per_class(test, rows)
-    images, labels = _test_inputs(run, test, index, options.seed)
+    images, labels = test_inputs(run, test, index, options.seed)
     codes = run.model.encode(images, labels)  # (rows, D)
     all_labels = torch.arange(classes).repeat(rows)
     decoded = run.model.decode(codes.repeat_interleave(classes, 0), all_labels).view(rows, classes, *images.shape[1:])
@@ -322,7 +322,7 @@ def plot_inpainting(run: Run, test: ImageData, out: Path, options: PlotOptions) 
     """Rows of masked test images, their inpainting, and the originals (centre holes, then random)."""
     rows = options.num or 2
     index = _pick(test, rows * 10, options.seed)
-    images, _ = _test_inputs(run, test, index, options.seed)
+    images, _ = test_inputs(run, test, index, options.seed)
     panels, labels = [], []
     for kind in ("centre", "random"):
         mask = run.model.make_mask(len(images), kind, torch.Generator().manual_seed(options.seed))
@@ -357,7 +357,7 @@ def plot_chain(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Pa
     images; columns show p(v|h) after 0, 1, 2, 5, ..., 1000 sweeps."""
     rows = options.num or 4
     generator = torch.Generator().manual_seed(options.seed)
-    images, _ = _test_inputs(run, test, _pick(test, rows, options.seed), options.seed)
+    images, _ = test_inputs(run, test, _pick(test, rows, options.seed), options.seed)
     starts = torch.cat([images.flatten(1), run.model.random_start(rows, generator)])
     shown = run.model.gibbs_chain(starts, CHAIN_STEPS[-1], generator, record=list(CHAIN_STEPS))
     grid = torch.stack(shown, dim=1).flatten(0, 1)  # (2 rows, steps, C, H, W) -> (2 rows * steps, C, H, W)
