@@ -460,6 +460,7 @@ def loss_figure(run_dir: Path, title: str):
         smooth = np.convolve(y, np.ones(window) / window, mode="valid")
         axes[0].plot(x[window - 1 :], smooth, lw=1.5, label=f"running mean ({window} steps)")
     axes[0].set_xlabel("step")
+    axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5, integer=True))  # long runs: 6-digit steps
     axes[0].set_ylabel("training loss")
     axes[0].legend()
     epoch_x = [r["epoch"] for r in epochs]
