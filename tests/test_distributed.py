@@ -56,10 +56,8 @@ def worker(rank: int, world: int, port: int, name: str, run_dir: str) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     GAN.train_step = latents_from_images
-    try:
+    with distributed.process_group_closed_at_exit():
         genzoo.train(deterministic_config(name), run_dir, progress=False, sample_quality=False)
-    finally:
-        distributed.teardown()
 
 
 @pytest.mark.parametrize("name", ["vae", "gan"])

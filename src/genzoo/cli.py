@@ -246,10 +246,8 @@ def cmd_train(args) -> int:
             raise GenzooError("--nproc must be at least 1")
         if args.nproc > 1 and distributed.launched_world() == 1:
             return launch_processes(args)
-    try:
+    with distributed.process_group_closed_at_exit():
         return train_here(args)
-    finally:
-        distributed.teardown()
 
 
 def launch_processes(args) -> int:
