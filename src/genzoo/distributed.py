@@ -116,8 +116,8 @@ def broadcast(value: object, group: Group) -> object:
 def teardown(*, wait_for_peers: bool = True) -> None:
     """Close the process group. After a normal end, first wait until every rank is here: a rank
     that closes its gloo connections while another still uses them aborts that one (SIGABRT,
-    "terminate called without an active exception"; seen once in a CI run of the 2-process test). After an error
-    the peers may never arrive, so do not wait."""
+    "terminate called without an active exception"; seen once in a CI run of the 2-process test).
+    After an error the peers may never arrive, so do not wait."""
     if dist.is_initialized():
         if wait_for_peers:
             dist.barrier()
