@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/data_root.sh
 export GENZOO_TEST_DATA=${GENZOO_TEST_DATA:-${GENZOO_DATA:-}}
-.venv/bin/python -m pytest -n "${GENZOO_TEST_WORKERS:-auto}" "$@"
+.venv/bin/python -m pytest -n "${GENZOO_TEST_WORKERS:-auto}" --dist worksteal "$@"

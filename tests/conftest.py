@@ -52,3 +52,13 @@ THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() 
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.set_num_threads(THREADS)
+
+
+# The longest tests (real MNIST training, several processes: 10-30 s each) run first, so that
+# pytest-xdist's work stealing (scripts/test.sh) fits the short ones around them instead of ending
+# with one worker alone on a long test.
+LONGEST_FIRST = ("tests/test_mnist.py", "tests/test_distributed.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # a stable sort

@@ -622,4 +622,7 @@ def cmd_models(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    code = main()
+    if distributed.launched_world() > 1:
+        distributed.exit_skipping_finalization(code)  # a torchrun worker
+    raise SystemExit(code)
