@@ -81,7 +81,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
             note="MLP VAE (784-512-512, 50-D latent) on dynamically binarised MNIST, ELBO, KL warm-up over 50 epochs"),
         Row("cgan", "cgan", 80, DECAY, note="conditional MLP GAN, projection discriminator"),
         # The keras.io network's 16-unit ReLU layer before an 8-D latent left the latent unused (test
-        # KL 2.9 nats, -ELBO 152.7 after 3 epochs), with any initialisation; 128 units: KL 14.2, -ELBO 109.1.
+        # KL 2.9 nats, -ELBO 152.7 after 3 epochs) with either initialisation of the transposed convs; 128 units: KL 14.2, -ELBO 109.1.
         Row("cvae", "cvae", 30, ("latent_dim=8", "hidden_dims=128"), evaluation=GREY_EVAL,
             note="conditional conv VAE (the keras.io network, 128 units before the latent), 8-D latent"),
         Row("gan", "gan", 60, DECAY, note="the lectures' MLP GAN, non-saturating loss"),
@@ -90,7 +90,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
             note="DRAW with read 2x2 / write 5x5 attention, T = 64 steps (the paper's)", zoo_dtype="float32"),
         Row("iwae", "vae", 100, (*BINARIZED_MLP_VAE, "objective=iwae", "importance_samples=5", *DECAY),
             evaluation=LIKELIHOOD_EVAL, note="the same MLP VAE trained with the IWAE bound, k = 5"),
-        Row("lapgan", "lapgan", 12, DECAY, note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs"),
+        Row("lapgan", "lapgan", 10, note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
         Row("dbn", "dbn", 60, ("hidden_layers=500,500,2000", "updates_per_layer=12000", "cd_steps=10"),
             note="3-layer DBN (500-500-2000), 20 epochs per layer, CD-10"),
