@@ -18,8 +18,8 @@ plot vae-2d attributes vae-attributes.png
 plot vae-2d losses vae-losses.png
 plot vae-2d progress vae-progress.png
 plot vae losses vae-likelihood-losses.png
-plot cvae-2d conditional cvae-conditional.png
-plot cvae-2d style-transfer cvae-style-transfer.png --num 6
+plot cvae conditional cvae-conditional.png
+plot cvae style-transfer cvae-style-transfer.png --num 6
 plot dae denoising dae-denoising.png --num 2
 plot ae-2d latent ae-2d-latent.png
 plot ae-2d reconstructions ae-2d-reconstructions.png --num 2
