@@ -117,7 +117,7 @@ def broadcast(value: object, group: Group) -> object:
 def teardown(*, wait_for_peers: bool = True) -> None:
     """Close the process group. After a normal end, first wait until every rank is here: a rank
     that closes its gloo connections while another still uses them aborts that one (SIGABRT,
-    "terminate called without an active exception"; seen once in a CI run of the 2-process test).
+    "terminate called without an active exception"; seen in CI runs of the 2-process test).
     After an error the peers may never arrive, so do not wait."""
     if dist.is_initialized():
         if wait_for_peers:
@@ -130,8 +130,8 @@ def exit_skipping_finalization(code: int) -> None:
     closed) without the interpreter's finalization. There gloo's C++ threads can still hold objects
     whose destruction needs the interpreter being torn down, and the process aborts with SIGABRT
     ("terminate called without an active exception"), which torchrun reports as a failed run. Seen
-    twice in full test-suite runs (under load), after the barrier of :func:`teardown`; not reproduced
-    in 50 standalone runs; pytorch/pytorch#179291 describes the same crash."""
+    in full test-suite runs even after the barrier of :func:`teardown`; not reproduced in 55
+    standalone runs; pytorch/pytorch#179291 describes the same crash."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -81,7 +81,8 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
             note="MLP VAE (784-512-512, 50-D latent) on dynamically binarised MNIST, ELBO, KL warm-up over 50 epochs"),
         Row("cgan", "cgan", 80, DECAY, note="conditional MLP GAN, projection discriminator"),
         # The keras.io network's 16-unit ReLU layer before an 8-D latent left the latent unused (test
-        # KL 2.9 nats, -ELBO 152.7 after 3 epochs) with either initialisation of the transposed convs; 128 units: KL 14.2, -ELBO 109.1.
+        # KL 2.9 nats, -ELBO 152.7 after 3 epochs, with either initialisation of the transposed
+        # convolutions); with 128 units: KL 14.2, -ELBO 109.1.
         Row("cvae", "cvae", 30, ("latent_dim=8", "hidden_dims=128"), evaluation=GREY_EVAL,
             note="conditional conv VAE (the keras.io network, 128 units before the latent), 8-D latent"),
         Row("gan", "gan", 60, DECAY, note="the lectures' MLP GAN, non-saturating loss"),

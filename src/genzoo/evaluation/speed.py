@@ -104,8 +104,7 @@ def measure(name: str, *, steps: int, warmup: int, overrides: tuple[str, ...] = 
     model = build_model(config, train_data.spec)
     evaluator = bundled_evaluator("mnist")
     # The check is timed, not read: an untrained model on random images covers few classes, so no warning.
-    quality = SampleQuality(evaluator, min_classes=0)
-    callbacks = (quality,) if isinstance(model, Sampler) and shape == (1, 28, 28) else ()
+    callbacks = (SampleQuality(evaluator, min_classes=0),) if isinstance(model, Sampler) and shape == (1, 28, 28) else ()
     peak_before = matmul_gflops()
     with tempfile.TemporaryDirectory(prefix="genzoo-speed-") as tmp:
         trainer = Trainer(model, train_data, test_data, config.train, run_dir=Path(tmp), device=torch.device("cpu"),
