@@ -33,6 +33,7 @@ plot context-encoder inpainting context-encoder-inpainting.png --num 1
 plot lapgan pyramid lapgan-pyramid.png --num 6
 plot rbm chain rbm-chain.png --num 3
 plot rbm filters rbm-filters.png --num 50
+plot rbm samples rbm-samples.png --num 50
 plot dbn samples dbn-samples.png --num 50
 plot dbm samples dbm-samples.png --num 50
 plot draw canvas draw-canvas.png --num 4
