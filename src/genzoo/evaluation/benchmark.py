@@ -83,7 +83,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # The keras.io network's 16-unit ReLU layer before an 8-D latent left the latent unused (test
         # KL 2.9 nats, -ELBO 152.7 after 3 epochs, with either initialisation of the transposed
         # convolutions); with 128 units: KL 14.2, -ELBO 109.1.
-        Row("cvae", "cvae", 30, ("latent_dim=8", "hidden_dims=128"), evaluation=GREY_EVAL,
+        # 30 epochs at a constant rate: conditional accuracy 94.3 %, its per-epoch value (1000
+        # samples) still rising 0.4 points an epoch (0.77, 0.88, 0.93 at epochs 10, 20, 30).
+        Row("cvae", "cvae", 60, ("latent_dim=8", "hidden_dims=128", *DECAY), evaluation=GREY_EVAL,
             note="conditional conv VAE (the keras.io network, 128 units before the latent), 8-D latent"),
         Row("gan", "gan", 60, DECAY, note="the lectures' MLP GAN, non-saturating loss"),
         Row("dcgan", "dcgan", 12, DECAY, note="Radford et al. DCGAN (generator 128-64 channels)"),
