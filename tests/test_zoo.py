@@ -51,6 +51,10 @@ def test_build_writes_checksummed_entries_in_their_dtype(tiny_zoo):
     vae_weights = load_file(str(tiny_zoo / "models/tiny-vae/model.safetensors")).values()
     assert all(t.dtype == torch.float32 for t in vae_weights if t.is_floating_point())
     assert 'data_dir = ""' in (gan / "config.toml").read_text()
+    seconds = [json.loads(line)["seconds"] for line in (gan / "metrics.jsonl").read_text().splitlines()
+               if json.loads(line)["kind"] == "epoch"]
+    card = (gan / "MODEL_CARD.md").read_text()
+    assert f"median epoch {seconds[0]:.1f} s" in card and "`genzoo benchmark mnist --rows tiny-gan`" in card
 
 
 def test_a_zoo_name_loads_wherever_a_run_does(installed, tmp_path, monkeypatch):

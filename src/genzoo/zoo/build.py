@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import torch
@@ -53,10 +54,13 @@ def thin_metrics(run_dir: Path) -> str:
 
 
 def model_card(label: str, note: str, config, result: dict, epochs: list[dict]) -> str:
+    # The sum of the epochs' wall times also counts any time the run was paused or shared the
+    # machine; the median epoch does not, so the card gives both.
     minutes = sum(e["seconds"] for e in epochs) / 60
+    median = statistics.median(e["seconds"] for e in epochs)
     lines = [f"# zoo:{label}", "", note, "",
              f"- model: `{config.model}`, trained {epochs[-1]['epoch']} epochs on MNIST "
-             f"({minutes:.1f} min of training on a 2-core CPU), seed {config.train.seed}",
+             f"({minutes:.1f} min of training on a 2-core CPU, median epoch {median:.1f} s), seed {config.train.seed}",
              f"- reproduce: `genzoo benchmark mnist --rows {label}` (trains into runs/benchmark-mnist/{label}), "
              f"or `genzoo train --config config.toml`",
              f"- weights: {result.get('weights_dtype', 'float32')}; evaluated as shipped", "",
