@@ -194,6 +194,39 @@ def test_dbm_joint_training_starts_from_the_composed_pretrained_layers():
     assert not torch.equal(chains, model.chain_visible)
 
 
+@torch.no_grad()
+def test_dbm_mean_field_and_joint_step_loss():
+    """The mean field is the fixed-point iteration of h1_given / h2_given (its cached bottom-up term
+    changes no bit), and a joint update reports the mean-field reconstruction error of its batch
+    before the update, as evaluate_step gives it."""
+    import genzoo
+    from genzoo.data import BatchLoader, load_dataset
+    from genzoo.runs import build_model
+
+    from .test_contract import tiny_config
+
+    data = load_dataset("fake", "train")
+    model = build_model(genzoo.apply_overrides(tiny_config("dbm"), ["pretrain_updates=1", "chain_steps=1"]), data.spec)
+    optimizer = model.configure_optimizers()
+    loader = BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True)
+    generator = torch.Generator().manual_seed(0)
+    batches = list(loader.batches(None, generator, limit=4))
+    for batch in batches[:3]:  # one update of each RBM, then the first joint update
+        model.train_step(batch, optimizer, generator=generator)
+    visible = batches[3].images.flatten(1)
+    mu1 = torch.sigmoid(2 * (visible @ model.bottom.weight) + model.bottom.hidden_bias)
+    mu2 = model.h2_given(mu1)
+    for _ in range(model.config.mean_field_steps):
+        mu1 = model.h1_given(visible, mu2)
+        mu2 = model.h2_given(mu1)
+    fast = model.mean_field(visible)
+    assert torch.equal(fast[0], mu1) and torch.equal(fast[1], mu2)
+    before = float(model.evaluate_step(batches[3], generator=generator)["loss"])
+    weight = model.bottom.weight.detach().clone()
+    reported = float(model.train_step(batches[3], optimizer, generator=generator)["loss"])
+    assert reported == before and not torch.equal(weight, model.bottom.weight)
+
+
 def test_dbn_top_layer_learns_from_persistent_chains():
     import genzoo
     from genzoo.data import BatchLoader, load_dataset

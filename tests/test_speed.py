@@ -212,3 +212,16 @@ def test_only_the_colour_presets_are_timed_at_64_pixels():
     sixty_four = sorted(name for name in default_rows() if image_shape(name) == (3, 64, 64))
     assert sixty_four == ["cvae:conv-64", "dcgan:radford-64", "vae:conv-64"]
     assert image_shape("vae:mlp-64") == (1, 28, 28)  # 784-64-2: 64 hidden units, MNIST-sized
+
+
+def test_speed_times_the_dbm_again_in_its_joint_phase(monkeypatch):
+    """The DBM's first steps are cheap pretraining; its row is timed again past them."""
+    import io
+
+    from genzoo.evaluation import speed
+
+    calls = []
+    monkeypatch.setattr(speed, "measure", lambda name, *, steps, warmup, overrides=(): calls.append(overrides) or {"name": name})
+    results = speed.run_speed(["dbm"], steps=8, keras_python=None, keras_script=None, log=io.StringIO())
+    assert [r["name"] for r in results] == ["dbm", "dbm (joint training)"]
+    assert calls == [(), ("pretrain_updates=1",)]

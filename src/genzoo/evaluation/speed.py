@@ -160,6 +160,12 @@ def keras_images_per_second(reference: KerasReference, python: str, script: Path
 COLOUR_64 = ("radford-64", "conv-64")
 
 
+# Rows whose first steps are not the ones most of their training runs, timed again in that phase:
+# the DBM's first 12,000 updates (20 epochs) are cheap CD-1 pretraining, its other 130 epochs joint
+# training (mean field and persistent chains).
+LATER_PHASES = {"dbm": ("joint training", ("pretrain_updates=1",))}
+
+
 def image_shape(name: str) -> tuple[int, int, int]:
     """MNIST's shape, or 3 x 64 x 64 for presets made for 64-pixel colour images."""
     model, _, preset = name.partition(":")
@@ -188,8 +194,14 @@ def run_speed(rows: list[str] | None, *, steps: int, keras_python: str | None, k
     results = []
     for row in rows:
         heavy = row in ("dcgan:upsampling", "context-encoder")  # seconds per step: fewer of them
-        for overrides in ((), ("train.compile=true",)) if row in compile_rows else ((),):
-            label = row + (" (compiled)" if overrides else "")
+        variants = [("", ())]
+        if row in compile_rows:
+            variants.append((" (compiled)", ("train.compile=true",)))
+        if row in LATER_PHASES:
+            phase, phase_overrides = LATER_PHASES[row]
+            variants.append((f" ({phase})", phase_overrides))
+        for suffix, overrides in variants:
+            label = row + suffix
             print(f"genzoo benchmark speed: {label}", file=log, flush=True)
             result = measure(row, steps=max(3, steps // 8) if heavy else steps, warmup=2 if heavy else 10,
                              overrides=overrides)

@@ -95,10 +95,11 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
     def mean_field(self, visible: torch.Tensor):
         """Fixed point of q(h1) q(h2): returns (mu1, mu2). Started from a bottom-up pass with
         doubled input to h1, which stands in for the missing top-down signal."""
-        mu1 = torch.sigmoid(2 * (visible @ self.bottom.weight) + self.bottom.hidden_bias)
+        bottom_up = visible @ self.bottom.weight  # the same in every sweep: computed once
+        mu1 = torch.sigmoid(2 * bottom_up + self.bottom.hidden_bias)
         mu2 = self.h2_given(mu1)
         for _ in range(self.config.mean_field_steps):
-            mu1 = self.h1_given(visible, mu2)
+            mu1 = torch.sigmoid(bottom_up + mu2 @ self.top.weight.T + self.bottom.hidden_bias)  # as h1_given
             mu2 = self.h2_given(mu1)
         return mu1, mu2
 
@@ -121,13 +122,16 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         optimizer = optimizers["model"]
         if phase < 2:
             self._pretrain(phase, visible, generator)
+            optimizer.step()
+            loss = self.evaluate_step(batch, generator=generator)["loss"]
         else:
             if int(self.updates) == 2 * self.config.pretrain_updates:
                 self._compose(visible, optimizer, generator)
-            self._joint_gradient(visible, generator)
-        optimizer.step()
+            mu1 = self._joint_gradient(visible, generator)
+            loss = self._reconstruction_error(visible, mu1)  # the batch before the update: no second mean field
+            optimizer.step()
         self.updates += 1
-        return {**self.evaluate_step(batch, generator=generator), "phase": torch.tensor(float(min(phase, 2)))}
+        return {"loss": loss, "phase": torch.tensor(float(min(phase, 2)))}
 
     def _pretrain(self, phase: int, visible: torch.Tensor, generator: torch.Generator) -> None:
         """Greedy pretraining as two RBMs with doubled conditionals (Salakhutdinov & Hinton 2009,
@@ -160,9 +164,10 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         _, mu2 = self.mean_field(self.chain_visible)
         self.chain_top.copy_(bernoulli(mu2, generator))
 
-    def _joint_gradient(self, visible: torch.Tensor, generator: torch.Generator) -> None:
+    def _joint_gradient(self, visible: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Data term from mean-field q(h1) q(h2); model term from the persistent chains after
-        ``chain_steps`` Gibbs sweeps (stochastic approximation, Salakhutdinov & Hinton 2009, sec. 2)."""
+        ``chain_steps`` Gibbs sweeps (stochastic approximation, Salakhutdinov & Hinton 2009, sec. 2).
+        Returns the data's mean-field q(h1)."""
         mu1, mu2 = self.mean_field(visible)
         chain_v, chain_top = self.chain_visible, self.chain_top
         for _ in range(self.config.chain_steps):
@@ -176,13 +181,16 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         self.top.hidden_bias.grad = -(mu2.mean(0) - chain_top.mean(0))
         self.chain_visible.copy_(chain_v)
         self.chain_top.copy_(chain_top)
+        return mu1
+
+    def _reconstruction_error(self, visible: torch.Tensor, mu1: torch.Tensor) -> torch.Tensor:
+        reconstruction = self.bottom.visible_probabilities(mu1)
+        return F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         """Mean-field reconstruction error (nats per image; a progress signal, not a likelihood)."""
         visible = batch.images.flatten(1)
-        mu1, _ = self.mean_field(visible)
-        reconstruction = self.bottom.visible_probabilities(mu1)
-        return {"loss": F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()}
+        return {"loss": self._reconstruction_error(visible, self.mean_field(visible)[0])}
 
     # -- sampling -----------------------------------------------------------------------------
     @torch.no_grad()
