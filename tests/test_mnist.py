@@ -65,6 +65,31 @@ def test_cvae_samples_are_the_requested_digit(mnist_dir, tmp_path):
     assert accuracy > 0.2, accuracy
 
 
+def test_a_stopped_benchmark_row_is_saved_not_evaluated_and_continues(mnist_dir, tmp_path, monkeypatch):
+    from genzoo.errors import Stopped
+    from genzoo.evaluation import benchmark
+    from genzoo.trainer import Callback
+
+    row = benchmark.Row("ae", "ae", 1, ("train.max_batches=6",),
+                        evaluation=benchmark.EvaluationOptions(metrics=("test-loss",)))
+    monkeypatch.setitem(benchmark.PROTOCOLS, "tiny", (row,))
+
+    class CtrlCAt(Callback):  # what the Ctrl-C handler does, at step 3
+        def on_step_end(self, trainer, values):
+            if trainer.global_step == 3:
+                trainer.request_stop()
+
+    plain_train = benchmark.train
+    monkeypatch.setattr(benchmark, "train", lambda *args, **kwargs: plain_train(*args, callbacks=(CtrlCAt(),), **kwargs))
+    with pytest.raises(Stopped, match="ae stopped at epoch 1, step 3; saved"):
+        benchmark.run_protocol("tiny", tmp_path, data_dir=str(mnist_dir), progress=False)
+    assert not (tmp_path / "ae" / "eval.json").exists()
+    monkeypatch.setattr(benchmark, "train", plain_train)
+    [(_, result, _)] = benchmark.run_protocol("tiny", tmp_path, data_dir=str(mnist_dir), progress=False)
+    steps = [line for line in (tmp_path / "ae" / "metrics.jsonl").read_text().splitlines() if '"kind": "step"' in line]
+    assert result["trained_epochs"] == 1 and len(steps) == 6  # steps 1-3, then 4-6 after the resume
+
+
 def test_benchmark_reuses_extends_and_reevaluates_rows(mnist_dir, tmp_path, monkeypatch):
     from genzoo.errors import GenzooError
     from genzoo.evaluation import benchmark

@@ -26,7 +26,7 @@ import torch
 from . import __version__, distributed
 from .config import RunConfig, apply_overrides, replace_fields
 from .data.datasets import dataset_names
-from .errors import GenzooError
+from .errors import GenzooError, Stopped
 from .evaluation.benchmark import PROTOCOLS
 from .evaluation.suite import METRICS as EVAL_METRICS
 from .fileio import atomic_write_bytes, atomic_write_text, ensure_directory
@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                 "prepare": cmd_prepare, "report": cmd_report, "explore": cmd_explore}
     try:
         return handlers[args.command](args)
+    except Stopped as exc:
+        print(f"genzoo: {exc}", file=sys.stderr)
+        return 130
     except GenzooError as exc:
         print(f"genzoo: error: {exc}", file=sys.stderr)
         return 1

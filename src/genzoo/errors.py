@@ -19,3 +19,7 @@ class RunDirError(GenzooError):
 
 class TrainingDiverged(GenzooError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Stopped(GenzooError):
+    """Training was stopped (Ctrl-C) and saved; the same command continues it (exit status 130)."""

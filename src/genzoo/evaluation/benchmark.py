@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 
 from ..config import DataConfig, apply_overrides
-from ..errors import GenzooError
+from ..errors import GenzooError, Stopped
 from ..fileio import atomic_write_text, ensure_directory
 from ..runs import CONFIG, default_config, load_run, read_config, read_metrics, train
 from ..trainer import CHECKPOINT
@@ -136,11 +136,18 @@ def _train_row(row: Row, run_dir: Path, data_dir: str, progress: bool) -> None:
             raise GenzooError(f"{run_dir} was trained for {checkpoint['epoch']} epochs, more than the row's "
                               f"{row.epochs}; remove it or use another --runs-dir")
         if checkpoint["epoch"] < row.epochs:
-            train(config, run_dir, resume=True, progress=progress)
+            _stop_if_stopped(row, train(config, run_dir, resume=True, progress=progress))
         return
     if (run_dir / CONFIG).exists():  # stopped before its first checkpoint: nothing to keep, start again
         shutil.rmtree(run_dir)
-    train(config, run_dir, progress=progress)
+    _stop_if_stopped(row, train(config, run_dir, progress=progress))
+
+
+def _stop_if_stopped(row: Row, trainer) -> None:
+    """A row stopped by Ctrl-C is saved, not finished: the benchmark stops before evaluating it."""
+    if trainer.stop_requested:
+        raise Stopped(f"{row.label} stopped at epoch {trainer.epoch + 1}, step {trainer.global_step}; saved. "
+                      "Run the same command to continue it")
 
 
 def _evaluate_row(row: Row, run_dir: Path, trained_epochs: int) -> dict:
