@@ -164,9 +164,9 @@ def test_dbm_ais_and_variational_bound_against_enumeration():
     assert float((log_p_star - bound).mean()) < 1.0  # and not a vacuous one
 
 
-def test_dbm_joint_training_starts_from_the_composed_pretrained_layers():
-    """At the switch to joint training h1's total input is kept (the two RBMs' biases for it are
-    summed into one), the pretraining's momentum is dropped, and the persistent chains restart."""
+def dbm_on_fake_batches(*, pretrain_updates: int, count: int):
+    """A tiny DBM (one Gibbs sweep per update), its optimizers, a seeded generator and ``count``
+    batches of 16 fake images."""
     import genzoo
     from genzoo.data import BatchLoader, load_dataset
     from genzoo.runs import build_model
@@ -174,11 +174,17 @@ def test_dbm_joint_training_starts_from_the_composed_pretrained_layers():
     from .test_contract import tiny_config
 
     data = load_dataset("fake", "train")
-    model = build_model(genzoo.apply_overrides(tiny_config("dbm"), ["pretrain_updates=2", "chain_steps=1"]), data.spec)
-    optimizer = model.configure_optimizers()
+    overrides = [f"pretrain_updates={pretrain_updates}", "chain_steps=1"]
+    model = build_model(genzoo.apply_overrides(tiny_config("dbm"), overrides), data.spec)
     loader = BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True)
     generator = torch.Generator().manual_seed(0)
-    batches = list(loader.batches(None, generator, limit=5))
+    return model, model.configure_optimizers(), generator, list(loader.batches(None, generator, limit=count))
+
+
+def test_dbm_joint_training_starts_from_the_composed_pretrained_layers():
+    """At the switch to joint training h1's total input is kept (the two RBMs' biases for it are
+    summed into one), the pretraining's momentum is dropped, and the persistent chains restart."""
+    model, optimizer, generator, batches = dbm_on_fake_batches(pretrain_updates=2, count=5)
     for batch in batches[:4]:  # two updates of each RBM
         model.train_step(batch, optimizer, generator=generator)
     c1, b2 = model.bottom.hidden_bias.detach().clone(), model.top.visible_bias.detach().clone()
@@ -199,18 +205,7 @@ def test_dbm_mean_field_and_joint_step_loss():
     """The mean field is the fixed-point iteration of h1_given / h2_given (its cached bottom-up term
     changes no bit), and a joint update reports the mean-field reconstruction error of its batch
     before the update, as evaluate_step gives it."""
-    import genzoo
-    from genzoo.data import BatchLoader, load_dataset
-    from genzoo.runs import build_model
-
-    from .test_contract import tiny_config
-
-    data = load_dataset("fake", "train")
-    model = build_model(genzoo.apply_overrides(tiny_config("dbm"), ["pretrain_updates=1", "chain_steps=1"]), data.spec)
-    optimizer = model.configure_optimizers()
-    loader = BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True)
-    generator = torch.Generator().manual_seed(0)
-    batches = list(loader.batches(None, generator, limit=4))
+    model, optimizer, generator, batches = dbm_on_fake_batches(pretrain_updates=1, count=4)
     for batch in batches[:3]:  # one update of each RBM, then the first joint update
         model.train_step(batch, optimizer, generator=generator)
     visible = batches[3].images.flatten(1)
