@@ -11,7 +11,7 @@ import torch
 import genzoo
 from genzoo.data import BatchLoader, load_dataset
 from genzoo.errors import ConfigError
-from genzoo.models.adversarial import discriminator_loss, generator_loss
+from genzoo.models.adversarial import MinibatchStd, discriminator_loss, generator_loss, mixes_batch
 from genzoo.models.context_encoder import mean_fill, square_masks
 from genzoo.models.lapgan import laplacian_pyramid, upsample
 from genzoo.runs import build_model
@@ -42,6 +42,37 @@ def test_the_generator_can_learn_at_its_own_rate(name):
     with pytest.raises(ConfigError, match="generator_rate_ratio must be positive"):
         build_model(genzoo.apply_overrides(tiny_config(name), ["generator_rate_ratio=0"]),
                     load_dataset("fake", "train").spec)
+
+
+def test_minibatch_std_is_the_mean_feature_spread_of_each_group_of_consecutive_images():
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
+    x[4:] = x[4]  # the second group: four copies of one image
+    out = MinibatchStd(group_size=4)(x)
+    assert torch.equal(out[:, :5], x)
+    expected = x[:4].std(dim=0, unbiased=False).mean()
+    assert torch.allclose(out[:4, 5], expected.expand(4), atol=1e-6)
+    assert torch.allclose(out[4:, 5], torch.zeros(4), atol=1e-3)  # copies: no spread
+    images = torch.randn(6, 2, 3, 3, generator=torch.Generator().manual_seed(1))  # 6 = 2 groups of 3
+    out = MinibatchStd(group_size=4)(images)
+    assert out.shape == (6, 3, 3, 3)
+    spread = images[:3].std(dim=0, unbiased=False).mean()
+    assert torch.allclose(out[:3, 2], spread.expand(3, 3, 3), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan"])
+def test_a_minibatch_std_discriminator_sees_real_and_fake_batches_apart(name):
+    """Groups of consecutive rows would mix real and fake images in one joint batch: the GAN
+    discriminates them in two passes, each of its batch's own size."""
+    config = genzoo.apply_overrides(tiny_config(name), ["minibatch_std_group=4"])
+    data = load_dataset("fake", "train")
+    model = build_model(config, data.spec)
+    assert any(isinstance(m, MinibatchStd) for m in model.discriminator.modules())
+    assert mixes_batch(model.discriminator) and not mixes_batch(build_model(tiny_config("gan"), data.spec).discriminator)
+    sizes = []
+    model.discriminator.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    batch = next(BatchLoader(data, batch_size=32, fmt=model.data_format, drop_last=True).batches(None, None))
+    model.train_step(batch, model.configure_optimizers(), generator=torch.Generator().manual_seed(0))
+    assert sizes == [32, 32, 32]  # real, fake (discriminator step), fake (generator step)
 
 
 def count_calls(module: torch.nn.Module) -> list[int]:

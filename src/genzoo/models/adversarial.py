@@ -80,8 +80,40 @@ def frozen(optimizer: torch.optim.Optimizer) -> Iterator[None]:
             parameter.requires_grad_(True)
 
 
-def has_batch_norm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+class MinibatchStd(nn.Module):
+    """Appends one feature to every image's features: the standard deviation of each feature over
+    a group of ``group_size`` consecutive images of the batch, averaged over the features (Karras
+    et al. 2018, sec. 3, "minibatch standard deviation"). A generator that puts many samples on
+    the same few modes gives groups of near-copies, whose statistic is near 0, so the
+    discriminator can tell them from real groups and the generator is pushed to vary its samples.
+
+    Input (B, F) or (B, C, H, W); output (B, F + 1) or (B, C + 1, H, W). A batch whose size is
+    not a multiple of ``group_size`` uses the largest group size dividing it. Groups are
+    consecutive rows, so batches of real and fake images must be discriminated apart (see
+    ``mixes_batch``)."""
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        g = max(d for d in range(1, min(self.group_size, b) + 1) if b % d == 0)
+        grouped = x.reshape(b // g, g, *x.shape[1:])  # (B/g, g, ...)
+        std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt()  # (B/g, ...)
+        statistic = std.flatten(1).mean(1).repeat_interleave(g)  # (B,)
+        if x.dim() == 2:
+            return torch.cat([x, statistic[:, None]], dim=1)
+        return torch.cat([x, statistic.view(b, 1, 1, 1).expand(b, 1, *x.shape[2:])], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"
+
+
+def mixes_batch(module: nn.Module) -> bool:
+    """Whether an image's output depends on the other images of its batch (batch norm in training,
+    minibatch statistics): such a discriminator must see real and fake batches separately."""
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MinibatchStd)) for m in module.modules())
 
 
 def adversarial_iteration(
@@ -101,8 +133,8 @@ def adversarial_iteration(
 
     ``fake`` must still carry the generator's graph. With ``joint_batch`` the discriminator sees
     real and fake images as one batch (one pass of twice the rows: 25 ms instead of 32 for the
-    MLP GAN's discriminator); only for discriminators without batch norm, whose outputs do not
-    depend on the rest of the batch. Returns detached scalars: both losses, D(x) and D(G(z))
+    MLP GAN's discriminator); only for discriminators whose outputs do not depend on the rest of
+    the batch (``mixes_batch``). Returns detached scalars: both losses, D(x) and D(G(z))
     (mean probabilities at the discriminator steps), and ``loss`` (their sum, watched for divergence).
     """
     k = config.discriminator_steps
@@ -199,7 +231,7 @@ class LatentGAN(GenerativeModel, Sampler):
         labels = self._labels(batch)
         fake = self.generate(self.latents(len(batch), generator), labels)
         return adversarial_iteration(self.config, self.discriminate, optimizers, real=batch.images, fake=fake,
-                                     labels=labels, joint_batch=not has_batch_norm(self.discriminator))
+                                     labels=labels, joint_batch=not mixes_batch(self.discriminator))
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         labels = self._labels(batch)

@@ -21,9 +21,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import Between, Channels, Fraction, Size
+from ..config import Between, Channels, Fraction, NonNegativeCount, Size
 from ..data import DataSpec
-from .adversarial import AdversarialTraining, LatentGAN
+from .adversarial import AdversarialTraining, LatentGAN, MinibatchStd
 from .layers import Dropout, leaky_relu
 
 
@@ -37,6 +37,9 @@ class DCGANConfig(AdversarialTraining):
     generator_channels: Channels = 64  # radford: feature maps 2C at H/4, C at H/2; upsampling: C throughout
     discriminator_channels: Channels = 64  # radford: C at H/2, 2C at H/4; upsampling: C, C
     dropout: Fraction = 0.4  # upsampling discriminator only (Brownlee)
+    # radford: > 0 appends the feature spread over groups of this many images to the last feature
+    # map (minibatch standard deviation, Karras et al. 2018), against mode collapse; 0 = off.
+    minibatch_std_group: NonNegativeCount = 0
 
 
 PRESETS = {
@@ -70,20 +73,25 @@ def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn
         modules += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
                     nn.BatchNorm2d(c_out, momentum=0.1), nn.ReLU()]
     modules += [nn.ConvTranspose2d(widths[-1], spec.channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
-    return nn.Sequential(*modules), radford_discriminator(spec, d, layers=layers)
+    discriminator = radford_discriminator(spec, d, layers=layers, minibatch_std_group=config.minibatch_std_group)
+    return nn.Sequential(*modules), discriminator
 
 
-def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2) -> nn.Sequential:
+def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2, minibatch_std_group: int = 0) -> nn.Sequential:
     """``layers`` 4x4 stride-2 convolutions doubling the width (width, 2 x width, ...), LeakyReLU(0.2),
-    batch norm on all but the first, then a linear logit (Radford et al. 2016). Image sides must
-    be multiples of 2^layers."""
+    batch norm on all but the first, then (with ``minibatch_std_group``) a minibatch-std channel,
+    then a linear logit (Radford et al. 2016). Image sides must be multiples of 2^layers."""
     modules: list[nn.Module] = [nn.Conv2d(spec.channels, width, kernel_size=4, stride=2, padding=1), leaky_relu()]
     for i in range(1, layers):
         c_in, c_out = width * 2 ** (i - 1), width * 2**i
         modules += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
                     nn.BatchNorm2d(c_out, momentum=0.1), leaky_relu()]
     side = (spec.height >> layers) * (spec.width >> layers)
-    return nn.Sequential(*modules, nn.Flatten(), nn.Linear(width * 2 ** (layers - 1) * side, 1))
+    channels = width * 2 ** (layers - 1)
+    if minibatch_std_group:
+        modules.append(MinibatchStd(minibatch_std_group))
+        channels += 1
+    return nn.Sequential(*modules, nn.Flatten(), nn.Linear(channels * side, 1))
 
 
 def same_conv4(c_in: int, c_out: int) -> list[nn.Module]:
@@ -139,6 +147,8 @@ class DCGAN(LatentGAN):
         multiple = 2**config.layers if config.architecture == "radford" else 4
         if spec.height % multiple or spec.width % multiple:
             raise ValueError(f"dcgan needs image sides that are multiples of {multiple}, not {spec.height}x{spec.width}")
+        if config.minibatch_std_group and config.architecture != "radford":
+            raise ValueError("minibatch_std_group applies to the radford architecture only")
         if config.architecture == "radford":
             self.generator, self.discriminator = radford_networks(config, spec)
             self.apply(init_weights)

@@ -14,9 +14,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import Fraction, Size
+from ..config import Fraction, NonNegativeCount, Size
 from ..data import DataSpec
-from .adversarial import AdversarialTraining, LatentGAN
+from .adversarial import AdversarialTraining, LatentGAN, MinibatchStd
 from .layers import leaky_relu, mlp, one_hot
 
 
@@ -32,6 +32,9 @@ class GANConfig(AdversarialTraining):
     # 2018). With concat, the lectures' MLPs ignored the label for 6 epochs on MNIST (conditional
     # accuracy 0.10); projection makes every update use it.
     discriminator_conditioning: Literal["concat", "projection"] = "projection"
+    # > 0: the discriminator's last hidden layer also sees the feature spread over groups of this
+    # many images (minibatch standard deviation, Karras et al. 2018), against mode collapse; 0 = off.
+    minibatch_std_group: NonNegativeCount = 0
 
 
 class GAN(LatentGAN):
@@ -49,9 +52,9 @@ class GAN(LatentGAN):
         )
         self.projection = config.conditional and config.discriminator_conditioning == "projection"
         d_sizes = (spec.num_pixels + (0 if self.projection else condition_dim), *config.discriminator_dims)
-        self.discriminator = nn.Sequential(
-            mlp(d_sizes, activation=leaky_relu, dropout=config.dropout), nn.Linear(d_sizes[-1], 1)
-        )
+        group = config.minibatch_std_group
+        head = nn.Sequential(MinibatchStd(group), nn.Linear(d_sizes[-1] + 1, 1)) if group else nn.Linear(d_sizes[-1], 1)
+        self.discriminator = nn.Sequential(mlp(d_sizes, activation=leaky_relu, dropout=config.dropout), head)
         if self.projection:
             self.label_embedding = nn.Embedding(spec.num_classes, d_sizes[-1])
 

@@ -28,7 +28,7 @@ from .adversarial import (
     adam_pair,
     adversarial_evaluation,
     adversarial_iteration,
-    has_batch_norm,
+    mixes_batch,
 )
 from .base import GenerativeModel, Metrics, Sampler
 from .layers import leaky_relu, mlp
@@ -162,7 +162,7 @@ class LAPGAN(GenerativeModel, Sampler):
         real, fake = self._real_and_fake(batch.images, generator)
         discriminators = nn.ModuleList([self.coarse_discriminator, *self.residual_discriminators])
         return adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
-                                     joint_batch=not has_batch_norm(discriminators))
+                                     joint_batch=not mixes_batch(discriminators))
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         real, fake = self._real_and_fake(batch.images, generator)
