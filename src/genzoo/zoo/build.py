@@ -27,8 +27,8 @@ from ..runs import CONFIG, META, load_run, read_config, read_metrics
 from ..trainer import METRICS, WEIGHTS
 from . import INDEX, sha256
 
-MAX_GRIDS = 6  # per-epoch grids kept per model: first, last and evenly spaced between (the zoo stays under ~60 MB)
-MAX_STEP_RECORDS = 1000  # step records kept for the loss plot (every n-th)
+MAX_GRIDS = 5  # per-epoch grids kept per model: first, last and evenly spaced between (the zoo stays under ~60 MB)
+MAX_STEP_RECORDS = 600  # step records kept for the loss plot (every n-th)
 
 
 def headline(result: dict) -> dict:
