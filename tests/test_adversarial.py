@@ -11,7 +11,13 @@ import torch
 import genzoo
 from genzoo.data import BatchLoader, load_dataset
 from genzoo.errors import ConfigError
-from genzoo.models.adversarial import MinibatchStd, discriminator_loss, generator_loss, mixes_batch
+from genzoo.models.adversarial import (
+    MinibatchStd,
+    ParameterAverage,
+    discriminator_loss,
+    generator_loss,
+    mixes_batch,
+)
 from genzoo.models.context_encoder import mean_fill, square_masks
 from genzoo.models.lapgan import laplacian_pyramid, upsample
 from genzoo.runs import build_model
@@ -73,6 +79,53 @@ def test_a_minibatch_std_discriminator_sees_real_and_fake_batches_apart(name):
     batch = next(BatchLoader(data, batch_size=32, fmt=model.data_format, drop_last=True).batches(None, None))
     model.train_step(batch, model.configure_optimizers(), generator=torch.Generator().manual_seed(0))
     assert sizes == [32, 32, 32]  # real, fake (discriminator step), fake (generator step)
+
+
+def test_a_parameter_average_is_the_exponential_moving_average_with_its_warm_up():
+    network = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = ParameterAverage(network, decay=0.9)
+    expected = network[0].weight.detach().clone()
+    for n in range(30):
+        with torch.no_grad():
+            network[0].weight.add_(1.0)
+        network(torch.randn(4, 2))  # moves the batch-norm statistics
+        average.update(network)
+        beta = min(0.9, (1 + n) / (10 + n))
+        expected = beta * expected + (1 - beta) * network[0].weight.detach()
+    assert torch.allclose(average.network[0].weight, expected, atol=1e-5)
+    assert not torch.allclose(average.network[0].weight, network[0].weight)  # it lags the trained weights
+    assert int(average.network[1].num_batches_tracked) == 30 and int(average.updates) == 30
+    assert not any(p.requires_grad for p in average.network.parameters())
+
+
+@pytest.mark.parametrize("name", ["gan", "cgan", "dcgan"])
+def test_a_gan_with_a_generator_average_trains_one_and_samples_from_the_other(name, tmp_path):
+    config = genzoo.apply_overrides(tiny_config(name), ["generator_average=0.99"])
+    data = load_dataset("fake", "train")
+    model = build_model(config, data.spec)
+    optimizers = model.configure_optimizers()
+    trained = {id(p) for group in optimizers["generator"].param_groups for p in group["params"]}
+    assert trained.isdisjoint(id(p) for p in model.generator_average.parameters())
+    loader = BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True)
+    for batch in list(loader.batches(None, None))[:3]:
+        model.train_step(batch, optimizers, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    labels = torch.arange(4) % data.spec.num_classes if model.conditional else None
+    latents = model.latents(4, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sampled = model.generate(latents, labels)
+        assert torch.equal(sampled, model.generate(latents, labels, training=False))
+        assert not torch.allclose(sampled, model.generate(latents, labels, training=True))
+
+
+def test_a_generator_average_survives_saving_and_loading(tmp_path):
+    config = genzoo.apply_overrides(tiny_config("dcgan", epochs=1, max_batches=3, eval_batches=1),
+                                    ["generator_average=0.99"])
+    trained = genzoo.train(config, tmp_path / "run", progress=False).model.cpu().eval()
+    loaded = genzoo.load(tmp_path / "run")
+    assert int(loaded.generator_average.updates) == 3
+    first = trained.sample(5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(first, loaded.sample(5, generator=torch.Generator().manual_seed(3)))
 
 
 def count_calls(module: torch.nn.Module) -> list[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -113,6 +114,43 @@ class MinibatchStd(nn.Module):
         return f"group_size={self.group_size}"
 
 
+class ParameterAverage(nn.Module):
+    """A running average of a network, kept beside it and never trained: after every update of the
+    network, theta_avg <- beta_n theta_avg + (1 - beta_n) theta, with beta_n = min(beta, (1 + n) /
+    (10 + n)) at the n-th update, so that the first updates are not diluted by the initial weights.
+    Buffers (batch-norm running statistics) are averaged alike. For a generator this is the
+    exponential moving average of Yazici et al. (2019) (used by Karras et al. 2018 and Brock et
+    al. 2019): the sampler is the average of the weights the game oscillates around, not the last
+    step's. ``network`` is the averaged copy, to be called where the trained one would be."""
+
+    def __init__(self, network: nn.Module, decay: float):
+        super().__init__()
+        self.decay = decay
+        self.network = copy.deepcopy(network).requires_grad_(False)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, network: nn.Module) -> None:
+        n = int(self.updates)
+        beta = min(self.decay, (1 + n) / (10 + n))
+        averaged = [*self.network.parameters(), *self.network.buffers()]
+        current = [*network.parameters(), *network.buffers()]
+        for a, c in zip(averaged, current, strict=True):
+            if a.is_floating_point():
+                a.lerp_(c, 1 - beta)
+            else:
+                a.copy_(c)  # counters (batch norm's num_batches_tracked)
+        self.updates += 1
+
+    def extra_repr(self) -> str:
+        return f"decay={self.decay}"
+
+
+def average_of(network: nn.Module, decay: float) -> ParameterAverage | None:
+    """The running average of ``network`` with ``decay`` (0 = none)."""
+    return ParameterAverage(network, decay) if decay else None
+
+
 def mixes_batch(module: nn.Module) -> bool:
     """Whether an image's output depends on the other images of its batch (batch norm in training,
     minibatch statistics): such a discriminator must see real and fake batches separately."""
@@ -203,14 +241,23 @@ class LatentGAN(GenerativeModel, Sampler):
     say how to call them; the game, sampling and previews are the same for all."""
 
     few_classes_hint = ' (mode collapse? the generator may have settled on a few modes)'
+    def __init__(self, config: AdversarialTraining, spec):
+        super().__init__(config, spec)
+        # The running average of ``self.generator`` that samples and held-out losses use (subclasses
+        # set it with ``average_of(self.generator, config.generator_average)``); None = the generator.
+        self.generator_average: ParameterAverage | None = None
 
     @property
     def data_format(self) -> DataFormat:
         return DataFormat(value_range="symmetric")
 
+    def generator_network(self, training: bool) -> nn.Module:
+        """The trained generator in training steps; otherwise its running average, if kept."""
+        return self.generator if training or self.generator_average is None else self.generator_average.network
+
     @abc.abstractmethod
-    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """z (B, latent_dim) -> images (B, C, H, W) in [-1, 1]."""
+    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
+        """z (B, latent_dim) -> images (B, C, H, W) in [-1, 1], by ``generator_network(training)``."""
 
     @abc.abstractmethod
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -232,9 +279,12 @@ class LatentGAN(GenerativeModel, Sampler):
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         labels = self._labels(batch)
-        fake = self.generate(self.latents(len(batch), generator), labels)
-        return adversarial_iteration(self.config, self.discriminate, optimizers, real=batch.images, fake=fake,
-                                     labels=labels, joint_batch=not mixes_batch(self.discriminator))
+        fake = self.generate(self.latents(len(batch), generator), labels, training=True)
+        metrics = adversarial_iteration(self.config, self.discriminate, optimizers, real=batch.images, fake=fake,
+                                        labels=labels, joint_batch=not mixes_batch(self.discriminator))
+        if self.generator_average is not None:
+            self.generator_average.update(self.generator)
+        return metrics
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         labels = self._labels(batch)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config import Between, Channels, Fraction, NonNegativeCount, Size
 from ..data import DataSpec
-from .adversarial import AdversarialTraining, LatentGAN, MinibatchStd
+from .adversarial import AdversarialTraining, LatentGAN, MinibatchStd, average_of
 from .layers import Dropout, leaky_relu
 
 
@@ -40,6 +40,9 @@ class DCGANConfig(AdversarialTraining):
     # radford: > 0 appends the feature spread over groups of this many images to the last feature
     # map (minibatch standard deviation, Karras et al. 2018), against mode collapse; 0 = off.
     minibatch_std_group: NonNegativeCount = 0
+    # > 0: samples come from a running average of the generator's weights with this decay
+    # (Yazici et al. 2019; e.g. 0.999, about the last 1000 steps), not from the last step's; 0 = off.
+    generator_average: Fraction = 0.0
 
 
 PRESETS = {
@@ -159,9 +162,10 @@ class DCGAN(LatentGAN):
             # everywhere (pre-tanh mean -20 after 120 steps) and D won.
             self.generator, self.discriminator = upsampling_networks(config, spec)
             init_weights(self.generator[-2])
+        self.generator_average = average_of(self.generator, config.generator_average)
 
-    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(latents)
+    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
+        return self.generator_network(training)(latents)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.discriminator(images).squeeze(1)

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import Fraction, NonNegativeCount, Size
 from ..data import DataSpec
-from .adversarial import AdversarialTraining, LatentGAN, MinibatchStd
+from .adversarial import AdversarialTraining, LatentGAN, MinibatchStd, average_of
 from .layers import leaky_relu, mlp, one_hot
 
 
@@ -35,6 +35,9 @@ class GANConfig(AdversarialTraining):
     # > 0: the discriminator's last hidden layer also sees the feature spread over groups of this
     # many images (minibatch standard deviation, Karras et al. 2018), against mode collapse; 0 = off.
     minibatch_std_group: NonNegativeCount = 0
+    # > 0: samples come from a running average of the generator's weights with this decay
+    # (Yazici et al. 2019; e.g. 0.999, about the last 1000 steps), not from the last step's; 0 = off.
+    generator_average: Fraction = 0.0
 
 
 class GAN(LatentGAN):
@@ -57,6 +60,7 @@ class GAN(LatentGAN):
         self.discriminator = nn.Sequential(mlp(d_sizes, activation=leaky_relu, dropout=config.dropout), head)
         if self.projection:
             self.label_embedding = nn.Embedding(spec.num_classes, d_sizes[-1])
+        self.generator_average = average_of(self.generator, config.generator_average)
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         extra = list(self.label_embedding.parameters()) if self.projection else []
@@ -66,8 +70,8 @@ class GAN(LatentGAN):
         condition = one_hot(self.check_labels(labels, len(features)), self.spec.num_classes)
         return features if condition is None else torch.cat([features, condition], dim=1)
 
-    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(self._condition(latents, labels)).view(-1, *self.spec.shape)
+    def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
+        return self.generator_network(training)(self._condition(latents, labels)).view(-1, *self.spec.shape)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if not self.projection:
