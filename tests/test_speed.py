@@ -225,3 +225,12 @@ def test_speed_times_the_dbm_again_in_its_joint_phase(monkeypatch):
     results = speed.run_speed(["dbm"], steps=8, keras_python=None, keras_script=None, log=io.StringIO())
     assert [r["name"] for r in results] == ["dbm", "dbm (joint training)"]
     assert calls == [(), ("pretrain_updates=1",)]
+
+
+def test_the_flops_counted_are_those_of_the_phase_the_timed_steps_run():
+    """Past its first update per layer, a DBM's steps are joint training (mean field and persistent
+    chains), dearer than a pretraining step: the counted step must be one of those."""
+    small = ("hidden_layers=20,30", "gibbs_steps=2")
+    pretraining = measure("dbm", steps=1, warmup=2, overrides=small)
+    joint = measure("dbm", steps=1, warmup=2, overrides=(*small, "pretrain_updates=1"))
+    assert joint["gflop_per_step"] > 1.5 * pretraining["gflop_per_step"]

@@ -56,3 +56,15 @@ def test_iwae_refuses_a_weighted_kl():
     config = genzoo.apply_overrides(tiny_config("vae"), ["objective=iwae", "kl_weight=0.5"])
     with pytest.raises(ConfigError, match="needs kl_weight=1"):
         genzoo.get_entry("vae").build(config.model_config, load_dataset("fake", "test").spec)
+
+
+def test_a_vae_that_ignores_its_latent_code_is_warned_about(tmp_path, capsys):
+    """A heavy KL weight on a short run drives KL(q(z|x) || p(z)) to ~0: the run says so."""
+    from genzoo.evaluation.callbacks import UnusedLatent
+
+    config = genzoo.apply_overrides(tiny_config("vae", epochs=1, max_batches=10, eval_batches=1), ["kl_weight=30"])
+    trainer = genzoo.train(config, tmp_path / "run", progress=False, sample_quality=False)
+    assert "posterior collapse" in capsys.readouterr().err
+    UnusedLatent().on_epoch_end(trainer, {"epoch": 2, "test/kl": 5.0})  # a used code
+    UnusedLatent().on_epoch_end(trainer, {"epoch": 2, "test/loss": 1.0})  # a model without a KL
+    assert "posterior collapse" not in capsys.readouterr().err

@@ -24,7 +24,7 @@ from .config import DataConfig, RunConfig, TrainConfig, from_toml, to_toml
 from .data import DataSpec, ImageData, default_data_root, load_dataset
 from .data.datasets import FIXED_SHAPES
 from .errors import ConfigError, RunDirError
-from .evaluation.callbacks import SampleQuality
+from .evaluation.callbacks import SampleQuality, UnusedLatent
 from .evaluation.evaluator import bundled_evaluator
 from .fileio import atomic_write_text, ensure_directory, remove_orphans
 from .models.base import GenerativeModel, Sampler
@@ -165,6 +165,7 @@ def train(
     train_data, test_data = load_split(config.data, "train"), load_split(config.data, "test")
     spec = train_data.spec
     model = build_model(config, spec)
+    callbacks = (*callbacks, UnusedLatent())
     if sample_quality and isinstance(model, Sampler):
         evaluator = bundled_evaluator(config.data.dataset)
         if evaluator is not None:

@@ -1,5 +1,6 @@
 """Cheap evaluation while training: the evaluator's view of a fixed set of samples every epoch,
-so that mode collapse shows up in ``metrics.jsonl`` (and as a warning) while a GAN trains."""
+so that mode collapse shows up in ``metrics.jsonl`` (and as a warning) while a GAN trains; and a
+warning when a latent-variable model's code carries next to nothing (posterior collapse)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,20 @@ class SampleQuality(Callback):
             tqdm.write(f"genzoo: warning: epoch {trainer.epoch + 1} samples cover only {results['classes_covered']} of "
                        f"{len(self.evaluator.class_names)} classes{model.few_classes_hint}", file=sys.stderr)
         return {f"eval/{name}": value for name, value in results.items()}
+
+
+class UnusedLatent(Callback):
+    """Warns after an epoch whose held-out KL(q(z|x) || p(z)) (``test/kl``, nats per image, logged by
+    VAEs and DRAW) is below ``threshold``: the code then tells the decoder almost nothing about
+    the image (posterior collapse, Bowman et al. 2016) and the model is a decoder of the mean
+    image. The VAE's hint: KL warm-up (``kl_warmup_steps``) or a smaller ``kl_weight``."""
+
+    def __init__(self, threshold: float = 0.5):
+        self.threshold = threshold
+
+    def on_epoch_end(self, trainer: Trainer, summary: dict[str, float]) -> None:
+        kl = summary.get("test/kl")
+        if trainer.group.is_main and kl is not None and kl < self.threshold:
+            tqdm.write(f"genzoo: warning: epoch {summary['epoch']} test KL {kl:.3g} nats per image: the model "
+                       f"ignores its latent code (posterior collapse); a VAE may need KL warm-up "
+                       f"(kl_warmup_steps) or a smaller kl_weight", file=sys.stderr)

@@ -111,10 +111,12 @@ def measure(name: str, *, steps: int, warmup: int, overrides: tuple[str, ...] = 
                           progress=False, callbacks=callbacks)
         (Path(tmp) / "samples").mkdir()
         batches = list(trainer.train_loader.batches(None, trainer.noise_generator))
-        with FlopCounterMode(display=False) as counter:
-            trainer._train_step(batches[0])
-        for batch in batches[1 : warmup + 1]:
+        for batch in batches[:warmup]:
             trainer._train_step(batch)
+        # The FLOPs of a step like the timed ones: after the warm-up, a phased model (the DBM's
+        # pretraining, then joint training) is in the phase its timed steps run.
+        with FlopCounterMode(display=False) as counter:
+            trainer._train_step(batches[warmup])
         bursts = []  # this machine's speed drifts within seconds: the median of several bursts
         timed = batches[warmup + 1 : warmup + 1 + steps]
         for burst in (timed[i::BURSTS] for i in range(BURSTS)):
