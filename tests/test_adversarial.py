@@ -118,6 +118,23 @@ def test_a_gan_with_a_generator_average_trains_one_and_samples_from_the_other(na
         assert not torch.allclose(sampled, model.generate(latents, labels, training=True))
 
 
+def test_a_lapgan_samples_every_level_from_the_averaged_generators(monkeypatch):
+    config = genzoo.apply_overrides(tiny_config("lapgan"), ["generator_average=0.99"])
+    data = load_dataset("fake", "train")
+    model = build_model(config, data.spec)
+    optimizers = model.configure_optimizers()
+    loader = BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True)
+    for batch in list(loader.batches(None, None))[:3]:
+        model.train_step(batch, optimizers, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    averaged, trained = model.generator_networks(training=False), model.generator_networks(training=True)
+    assert trained[0] is model.coarse_generator and averaged[0] is model.generator_average.network[0]
+    assert len(averaged) == len(trained) == model.config.levels
+    sampled = model.sample(4, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(model, "generator_networks", lambda training: trained)
+    assert not torch.allclose(sampled, model.sample(4, generator=torch.Generator().manual_seed(1)))
+
+
 def test_a_generator_average_survives_saving_and_loading(tmp_path):
     config = genzoo.apply_overrides(tiny_config("dcgan", epochs=1, max_batches=3, eval_batches=1),
                                     ["generator_average=0.99"])

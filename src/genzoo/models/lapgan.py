@@ -25,9 +25,11 @@ from ..config import Between, Channels, Fraction, Size
 from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from .adversarial import (
     AdversarialTraining,
+    ParameterAverage,
     adam_pair,
     adversarial_evaluation,
     adversarial_iteration,
+    average_of,
     mixes_batch,
 )
 from .base import GenerativeModel, Metrics, Sampler
@@ -41,6 +43,9 @@ class LAPGANConfig(AdversarialTraining):
     coarse_dims: tuple[Size, ...] = (512, 512)  # hidden layers of the coarsest G and D (MLPs)
     residual_channels: Channels = 32  # width of the residual generators and discriminators
     dropout: Fraction = 0.3  # coarsest discriminator
+    # > 0: samples come from a running average of every level's generator with this decay (as the
+    # GAN's generator_average); 0 = off.
+    generator_average: Fraction = 0.0
 
 
 def downsample(images: torch.Tensor) -> torch.Tensor:
@@ -110,6 +115,17 @@ class LAPGAN(GenerativeModel, Sampler):
         self.residual_discriminators = nn.ModuleList(
             residual_discriminator(c, config.residual_channels, size) for size in sizes
         )
+        self.generator_average: ParameterAverage | None = average_of(self._generators(), config.generator_average)
+
+    def _generators(self) -> nn.ModuleList:
+        """The trained generators of every level, coarse to fine (a view, not a registered module)."""
+        return nn.ModuleList([self.coarse_generator, *self.residual_generators])
+
+    def generator_networks(self, training: bool) -> list[nn.Module]:
+        """[coarse generator, residual generators coarse to fine]: the trained ones in training steps,
+        otherwise their running averages, if kept."""
+        networks = self._generators() if training or self.generator_average is None else self.generator_average.network
+        return list(networks)
 
     @property
     def data_format(self) -> DataFormat:
@@ -139,16 +155,17 @@ class LAPGAN(GenerativeModel, Sampler):
     def _noise(self, shape, generator):
         return torch.randn(shape, generator=generator, device=next(self.parameters()).device)
 
-    def _real_and_fake(self, images: torch.Tensor, generator: torch.Generator):
+    def _real_and_fake(self, images: torch.Tensor, generator: torch.Generator, *, training: bool):
         coarse, residuals = laplacian_pyramid(images, self.config.levels)
+        coarse_generator, *residual_generators = self.generator_networks(training)
         real_pairs, fake_pairs, level = [], [], coarse
-        for residual, g in zip(residuals, self.residual_generators, strict=True):
+        for residual, g in zip(residuals, residual_generators, strict=True):
             condition = upsample(level)  # l_k from the real coarser image
             noise = self._noise((len(images), 1, *condition.shape[2:]), generator)
             real_pairs.append((condition, residual))
             fake_pairs.append((condition, g(condition, noise)))
             level = condition + residual
-        fake_coarse = self.coarse_generator(self._noise((len(images), self.config.latent_dim), generator))
+        fake_coarse = coarse_generator(self._noise((len(images), self.config.latent_dim), generator))
         return self.pack(coarse, real_pairs), self.pack(fake_coarse.view(-1, *self.coarse_shape), fake_pairs)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -159,21 +176,25 @@ class LAPGAN(GenerativeModel, Sampler):
         )
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
-        real, fake = self._real_and_fake(batch.images, generator)
+        real, fake = self._real_and_fake(batch.images, generator, training=True)
         discriminators = nn.ModuleList([self.coarse_discriminator, *self.residual_discriminators])
-        return adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
-                                     joint_batch=not mixes_batch(discriminators))
+        metrics = adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
+                                        joint_batch=not mixes_batch(discriminators))
+        if self.generator_average is not None:
+            self.generator_average.update(self._generators())
+        return metrics
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
-        real, fake = self._real_and_fake(batch.images, generator)
+        real, fake = self._real_and_fake(batch.images, generator, training=False)
         return adversarial_evaluation(self.config, self.discriminate, real=real, fake=fake)
 
     @torch.no_grad()
     def sample_pyramid(self, num: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """The cascade from coarse to fine: [I_K, I_{K-1}, ..., I_0], each in [-1, 1]."""
-        level = self.coarse_generator(self._noise((num, self.config.latent_dim), generator)).view(-1, *self.coarse_shape)
+        coarse_generator, *residual_generators = self.generator_networks(training=False)
+        level = coarse_generator(self._noise((num, self.config.latent_dim), generator)).view(-1, *self.coarse_shape)
         steps = [level]
-        for g in self.residual_generators:
+        for g in residual_generators:
             condition = upsample(level)
             level = condition + g(condition, self._noise((num, 1, *condition.shape[2:]), generator))
             steps.append(level)
