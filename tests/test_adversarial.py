@@ -145,6 +145,30 @@ def test_a_generator_average_survives_saving_and_loading(tmp_path):
     assert torch.equal(first, loaded.sample(5, generator=torch.Generator().manual_seed(3)))
 
 
+
+@pytest.mark.parametrize("name", ["gan", "dcgan", "lapgan"])
+def test_a_shipped_gan_leaves_out_the_trained_generator_and_samples_the_same(name, tmp_path):
+    """The zoo ships what sampling and evaluation use: the average, not the trained generator."""
+    from safetensors.torch import save_file
+
+    config = genzoo.apply_overrides(tiny_config(name, epochs=1, max_batches=3, eval_batches=1), ["generator_average=0.99"])
+    run = tmp_path / "run"
+    trained = genzoo.train(config, run, progress=False).model.cpu().eval()
+    state = trained.state_dict()
+    shipped = trained.shipped_state(state)
+    left_out = set(state) - set(shipped)
+    trained_generator = {f"{key}" for key in trained.trained_generators().state_dict()}
+    assert len(left_out) == len(trained_generator) > 0
+    assert not any(key.startswith("generator_average") for key in left_out)
+    save_file({key: tensor.contiguous() for key, tensor in shipped.items()}, str(run / "model.safetensors"))
+    loaded = genzoo.load(run)
+    for key, tensor in loaded.state_dict().items():
+        expected = state[key] if key not in left_out else state[trained._averaged_keys()[key]]
+        assert torch.equal(tensor, expected), key
+    first = trained.sample(5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(first, loaded.sample(5, generator=torch.Generator().manual_seed(3)))
+
+
 def count_calls(module: torch.nn.Module) -> list[int]:
     calls = [0]
     module.register_forward_hook(lambda *args: calls.__setitem__(0, calls[0] + 1))

@@ -287,6 +287,7 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
         state = load_file(str(run_dir / WEIGHTS))
     except (OSError, SafetensorError) as exc:
         raise RunDirError(f"{run_dir / WEIGHTS}: cannot read weights ({exc})") from None
+    state = model.complete_state(state)  # a shipped model may leave out what it can restore
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RunDirError(f"{run_dir / WEIGHTS}: weights do not match the config (missing {missing[:3]}, "

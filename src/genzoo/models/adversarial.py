@@ -151,6 +151,35 @@ def average_of(network: nn.Module, decay: float) -> ParameterAverage | None:
     return ParameterAverage(network, decay) if decay else None
 
 
+class AveragedGenerator(GenerativeModel):
+    """A model that may keep a running average of its generator networks (``generator_average``)
+    and sample from it. The average is what sampling and evaluation use, so a shipped model leaves
+    the trained generators out (their weights are restored from the average on loading)."""
+
+    generator_average: ParameterAverage | None
+
+    @abc.abstractmethod
+    def trained_generators(self) -> nn.Module:
+        """The trained generator networks, in the structure ``generator_average.network`` copies."""
+
+    def _averaged_keys(self) -> dict[str, str]:
+        """State-dict key of each trained generator tensor -> the key of its average."""
+        if self.generator_average is None:
+            return {}
+        keys = {id(tensor): key for key, tensor in self.state_dict(keep_vars=True).items()}
+        return {keys[id(tensor)]: f"generator_average.network.{key}"
+                for key, tensor in self.trained_generators().state_dict(keep_vars=True).items()}
+
+    def shipped_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        trained = self._averaged_keys()
+        return {key: tensor for key, tensor in state.items() if key not in trained}
+
+    def complete_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        filled = {key: state[average] for key, average in self._averaged_keys().items()
+                  if key not in state and average in state}
+        return {**state, **filled}
+
+
 def mixes_batch(module: nn.Module) -> bool:
     """Whether an image's output depends on the other images of its batch (batch norm in training,
     minibatch statistics): such a discriminator must see real and fake batches separately."""
@@ -235,7 +264,7 @@ def adversarial_evaluation(
     }
 
 
-class LatentGAN(GenerativeModel, Sampler):
+class LatentGAN(AveragedGenerator, Sampler):
     """Abstract: a GAN whose generator maps z ~ N(0, I) (and, if conditional, a label) to an
     image in [-1, 1]. Subclasses build ``self.generator`` and ``self.discriminator`` networks and
     say how to call them; the game, sampling and previews are the same for all."""
@@ -250,6 +279,9 @@ class LatentGAN(GenerativeModel, Sampler):
     @property
     def data_format(self) -> DataFormat:
         return DataFormat(value_range="symmetric")
+
+    def trained_generators(self) -> nn.Module:
+        return self.generator
 
     def generator_network(self, training: bool) -> nn.Module:
         """The trained generator in training steps; otherwise its running average, if kept."""

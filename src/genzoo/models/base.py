@@ -67,6 +67,15 @@ class GenerativeModel(nn.Module, abc.ABC):
         set of test images with balanced labels and ``generator`` is re-seeded identically every
         epoch, so the grids show one set of latents evolving."""
 
+    def shipped_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The part of ``state`` (this model's state dict) that a shipped model (the zoo) needs to
+        sample and be evaluated: all of it, unless a model says otherwise."""
+        return state
+
+    def complete_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A full state dict from a shipped one (the inverse of :meth:`shipped_state`)."""
+        return state
+
     def check_labels(self, labels: torch.Tensor | None, num: int) -> torch.Tensor | None:
         """Validate the labels a conditional model needs (and an unconditional one ignores)."""
         if not self.conditional:

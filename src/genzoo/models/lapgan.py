@@ -25,6 +25,7 @@ from ..config import Between, Channels, Fraction, Size
 from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from .adversarial import (
     AdversarialTraining,
+    AveragedGenerator,
     ParameterAverage,
     adam_pair,
     adversarial_evaluation,
@@ -32,7 +33,7 @@ from .adversarial import (
     average_of,
     mixes_batch,
 )
-from .base import GenerativeModel, Metrics, Sampler
+from .base import Metrics, Sampler
 from .layers import leaky_relu, mlp
 
 
@@ -92,7 +93,7 @@ def residual_discriminator(channels: int, width: int, size: tuple[int, int]) -> 
     return nn.Sequential(body, nn.Linear(features, 1))
 
 
-class LAPGAN(GenerativeModel, Sampler):
+class LAPGAN(AveragedGenerator, Sampler):
     few_classes_hint = ' (mode collapse? the generator may have settled on a few modes)'
 
     def __init__(self, config: LAPGANConfig, spec: DataSpec):
@@ -115,16 +116,16 @@ class LAPGAN(GenerativeModel, Sampler):
         self.residual_discriminators = nn.ModuleList(
             residual_discriminator(c, config.residual_channels, size) for size in sizes
         )
-        self.generator_average: ParameterAverage | None = average_of(self._generators(), config.generator_average)
+        self.generator_average: ParameterAverage | None = average_of(self.trained_generators(), config.generator_average)
 
-    def _generators(self) -> nn.ModuleList:
+    def trained_generators(self) -> nn.ModuleList:
         """The trained generators of every level, coarse to fine (a view, not a registered module)."""
         return nn.ModuleList([self.coarse_generator, *self.residual_generators])
 
     def generator_networks(self, training: bool) -> list[nn.Module]:
         """[coarse generator, residual generators coarse to fine]: the trained ones in training steps,
         otherwise their running averages, if kept."""
-        networks = self._generators() if training or self.generator_average is None else self.generator_average.network
+        networks = self.trained_generators() if training or self.generator_average is None else self.generator_average.network
         return list(networks)
 
     @property
@@ -181,7 +182,7 @@ class LAPGAN(GenerativeModel, Sampler):
         metrics = adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
                                         joint_batch=not mixes_batch(discriminators))
         if self.generator_average is not None:
-            self.generator_average.update(self._generators())
+            self.generator_average.update(self.trained_generators())
         return metrics
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:

@@ -91,8 +91,10 @@ def build(rows, runs_dir: Path, root: Path) -> dict:
                                      train=dataclasses.replace(config.train, device="auto"))
         atomic_write_text(dest / CONFIG, to_toml(config))
         shutil.copyfile(run_dir / META, dest / META)
-        parameters = {name for name, _ in load_run(run_dir).model.named_parameters()}
-        state = cast_weights(load_file(str(run_dir / WEIGHTS)), parameters, getattr(torch, row.zoo_dtype))
+        model = load_run(run_dir).model
+        parameters = {name for name, _ in model.named_parameters()}
+        state = model.shipped_state(load_file(str(run_dir / WEIGHTS)))  # e.g. a GAN's averaged generator, not the trained one
+        state = cast_weights(state, parameters, getattr(torch, row.zoo_dtype))
         atomic_write_bytes(dest / WEIGHTS, safetensors_bytes(state))
         atomic_write_text(dest / "eval.json", json.dumps({**result, "run": f"zoo:{row.label}"}, indent=2) + "\n")
         atomic_write_text(dest / METRICS, thin_metrics(run_dir))
