@@ -3,6 +3,7 @@ steps, the context encoder's masks and baseline, the Laplacian pyramid, and coll
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from genzoo.errors import ConfigError
 from genzoo.models.adversarial import (
     MinibatchStd,
     ParameterAverage,
+    batch_statistics,
     discriminator_loss,
     generator_loss,
     mixes_batch,
@@ -167,6 +169,29 @@ def test_a_shipped_gan_leaves_out_the_trained_generator_and_samples_the_same(nam
         assert torch.equal(tensor, expected), key
     first = trained.sample(5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(first, loaded.sample(5, generator=torch.Generator().manual_seed(3)))
+
+
+@pytest.mark.parametrize("name", ["dcgan", "context-encoder"])
+def test_held_out_gan_losses_see_the_discriminator_as_training_does(name):
+    """Batch norm by each batch's statistics (real and fake apart), running statistics untouched."""
+    config = tiny_config(name)
+    data = load_dataset("fake", "train")
+    model = build_model(config, data.spec)
+    optimizers = model.configure_optimizers()
+    batches = list(BatchLoader(data, batch_size=16, fmt=model.data_format, drop_last=True).batches(None, None))
+    for batch in batches[:3]:
+        model.train_step(batch, optimizers, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    before = {key: tensor.clone() for key, tensor in model.state_dict().items()}
+    with torch.no_grad():
+        metrics = model.evaluate_step(batches[3], generator=torch.Generator().manual_seed(1))
+        expected = torch.sigmoid(copy.deepcopy(model.discriminator).train()(batches[3].images)).mean()
+        eval_mode = torch.sigmoid(model.discriminator(batches[3].images)).mean()
+    assert torch.allclose(metrics["d_real"], expected, atol=1e-6) and not torch.allclose(metrics["d_real"], eval_mode)
+    assert all(torch.equal(before[key], tensor) for key, tensor in model.state_dict().items())
+    assert not model.discriminator.training
+    with batch_statistics(model.discriminator):
+        assert all(m.training for m in model.discriminator.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
 def count_calls(module: torch.nn.Module) -> list[int]:

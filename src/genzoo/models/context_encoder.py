@@ -143,7 +143,8 @@ class ContextEncoder(GenerativeModel, Inpainter):
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         mask = self.make_mask(len(batch), self.config.mask, generator)
         composite = self.fill(batch.images, mask)
-        metrics = adversarial_evaluation(self.config, self.discriminate, real=batch.images, fake=composite)
+        metrics = adversarial_evaluation(self.config, self.discriminate, self.discriminator, real=batch.images,
+                                         fake=composite)
         return {**metrics, "reconstruction": self.reconstruction_loss(composite, batch.images, mask)}
 
     def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:

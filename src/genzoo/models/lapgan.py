@@ -122,6 +122,10 @@ class LAPGAN(AveragedGenerator, Sampler):
         """The trained generators of every level, coarse to fine (a view, not a registered module)."""
         return nn.ModuleList([self.coarse_generator, *self.residual_generators])
 
+    def discriminators(self) -> nn.ModuleList:
+        """Every level's discriminator, coarse to fine (a view, not a registered module)."""
+        return nn.ModuleList([self.coarse_discriminator, *self.residual_discriminators])
+
     def generator_networks(self, training: bool) -> list[nn.Module]:
         """[coarse generator, residual generators coarse to fine]: the trained ones in training steps,
         otherwise their running averages, if kept."""
@@ -178,16 +182,15 @@ class LAPGAN(AveragedGenerator, Sampler):
 
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         real, fake = self._real_and_fake(batch.images, generator, training=True)
-        discriminators = nn.ModuleList([self.coarse_discriminator, *self.residual_discriminators])
         metrics = adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
-                                        joint_batch=not mixes_batch(discriminators))
+                                        joint_batch=not mixes_batch(self.discriminators()))
         if self.generator_average is not None:
             self.generator_average.update(self.trained_generators())
         return metrics
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         real, fake = self._real_and_fake(batch.images, generator, training=False)
-        return adversarial_evaluation(self.config, self.discriminate, real=real, fake=fake)
+        return adversarial_evaluation(self.config, self.discriminate, self.discriminators(), real=real, fake=fake)
 
     @torch.no_grad()
     def sample_pyramid(self, num: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
