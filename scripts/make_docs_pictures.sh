@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/data_root.sh
 G=.venv/bin/genzoo
-have() { $G zoo | grep -q "^zoo:$1 "; }
+ZOO=$($G zoo)  # listed once: `grep -q` on a pipe would stop reading early and fail the pipe
+have() { grep -q "^zoo:$1 " <<< "$ZOO"; }
 plot() {  # plot ROW KIND OUT [extra args]
     local row=$1 kind=$2 out=$3; shift 3
     if have "$row"; then $G plot "zoo:$row" "$kind" --out "docs/$out" "$@"; fi

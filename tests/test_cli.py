@@ -285,3 +285,17 @@ def test_progress_animation(trained_runs, tmp_path):
     assert run_cli("plot", trained_runs["gan"], "progress", "--out", out) == 0
     with Image.open(out) as image:
         assert image.format == "GIF" and image.n_frames == 1  # one epoch trained
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`genzoo models -v | head -1`: the CLI ends quietly (status 141, as after SIGPIPE)."""
+    code = ("import sys, genzoo.cli as cli\n"
+            "cli.cmd_models = lambda args: [print('x' * 100) for _ in range(20000)] and 0\n"
+            "sys.exit(cli.main(['models']))\n")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 141, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr

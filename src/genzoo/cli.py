@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genzoo: aborted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`genzoo zoo | head -3`): nothing left to say to it. Point
+        # stdout at /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 # -- train ----------------------------------------------------------------------------------
