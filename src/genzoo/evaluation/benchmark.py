@@ -100,13 +100,15 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 7.68, its samples spread over the classes with 3.16 bits of entropy (of 3.32), which alone
         # caps the score at 8.91; the per-epoch score flat at 7.4-7.7 over the last 20 epochs. With
         # it: FD 13.0, score 8.03. Sampling from the generator's running average as well: FD 11.7,
-        # score 8.09; its per-epoch score led by 0.5-1.0 over epochs 9-45 (8.24 against 7.71 at
-        # epoch 34) and the lead faded as the rate annealed (7.99 against 8.02 at epoch 60).
+        # score 8.09; its per-epoch score led by 0.8-1.5 over epochs 9-26 and 0.3-0.8 over 27-52
+        # (8.24 against 7.71 at epoch 34); the lead faded as the rate annealed (7.99 against 8.02 at 60).
         Row("gan", "gan", 60, ("minibatch_std_group=4", "generator_average=0.999", *DECAY),
             note="the lectures' MLP GAN, non-saturating loss, minibatch-std feature in the discriminator, "
                  "samples from the generator's running average"),
-        # With a minibatch-std channel in the discriminator (minibatch_std_group=4, the same schedule):
-        # per-epoch score 6.49-6.55 over epochs 8-12 (without: 6.86-6.89), class entropy 3.11-3.13 bits (3.18).
+        # 12 epochs annealed to 2 %: FD 21.8, score 6.80, the per-epoch score flat at 6.86-6.89 over
+        # epochs 8-12; with a minibatch-std channel as well: 6.49-6.55. At a constant rate the score
+        # keeps rising: 7.10, 7.41, 7.75 at epochs 10, 20, 30 (FD 11.4, score 7.77); the running
+        # average adds little at equal epochs (a 12-epoch pilot without it: 6.99-7.22 over epochs 9-12).
         Row("dcgan", "dcgan", 30, ("generator_average=0.999",),
             note="Radford et al. DCGAN (generator 128-64 channels), samples from the generator's running average"),
         # T = 16, not the paper's 64: at T = 64 two epochs (12 min) left the latent unused (test KL
@@ -116,7 +118,8 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         Row("iwae", "vae", 100, (*BINARIZED_MLP_VAE, "objective=iwae", "importance_samples=5", *DECAY),
             evaluation=LIKELIHOOD_EVAL, note="the same MLP VAE trained with the IWAE bound, k = 5"),
         # A constant rate: annealed to 2 % over 12 epochs its 7x7 level stuck on one blob (FD 52.7, score
-        # 3.85, 9 classes); constant over 10: FD 35.0, 5.92, 10 classes, the score still rising.
+        # 3.85, 9 classes); constant over 10: FD 35.0, 5.92, 10 classes, the score still rising; over
+        # 20 with the averaged generators: FD 19.8, 7.37 (per-epoch 5.67 at epoch 10, 7.47 at 20).
         Row("lapgan", "lapgan", 20, ("generator_average=0.999",),
             note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
