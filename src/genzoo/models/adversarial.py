@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Between, Fraction, Rate, Validated
-from ..data import Batch, DataFormat, to_unit_range
+from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from .base import GenerativeModel, Metrics, Sampler
 from .layers import adam
 
@@ -156,7 +156,11 @@ class AveragedGenerator(GenerativeModel):
     and sample from it. The average is what sampling and evaluation use, so a shipped model leaves
     the trained generators out (their weights are restored from the average on loading)."""
 
-    generator_average: ParameterAverage | None
+    def __init__(self, config: AdversarialTraining, spec: DataSpec):
+        super().__init__(config, spec)
+        # The running average that samples and held-out losses use; subclasses set it, once their
+        # generators exist, with ``average_of(self.trained_generators(), config.generator_average)``.
+        self.generator_average: ParameterAverage | None = None
 
     @abc.abstractmethod
     def trained_generators(self) -> nn.Module:
@@ -295,11 +299,6 @@ class LatentGAN(AveragedGenerator, Sampler):
     say how to call them; the game, sampling and previews are the same for all."""
 
     few_classes_hint = ' (mode collapse? the generator may have settled on a few modes)'
-    def __init__(self, config: AdversarialTraining, spec):
-        super().__init__(config, spec)
-        # The running average of ``self.generator`` that samples and held-out losses use (subclasses
-        # set it with ``average_of(self.generator, config.generator_average)``); None = the generator.
-        self.generator_average: ParameterAverage | None = None
 
     @property
     def data_format(self) -> DataFormat:

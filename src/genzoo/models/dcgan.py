@@ -162,7 +162,7 @@ class DCGAN(LatentGAN):
             # everywhere (pre-tanh mean -20 after 120 steps) and D won.
             self.generator, self.discriminator = upsampling_networks(config, spec)
             init_weights(self.generator[-2])
-        self.generator_average = average_of(self.generator, config.generator_average)
+        self.generator_average = average_of(self.trained_generators(), config.generator_average)
 
     def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
         return self.generator_network(training)(latents)

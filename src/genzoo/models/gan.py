@@ -60,7 +60,7 @@ class GAN(LatentGAN):
         self.discriminator = nn.Sequential(mlp(d_sizes, activation=leaky_relu, dropout=config.dropout), head)
         if self.projection:
             self.label_embedding = nn.Embedding(spec.num_classes, d_sizes[-1])
-        self.generator_average = average_of(self.generator, config.generator_average)
+        self.generator_average = average_of(self.trained_generators(), config.generator_average)
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         extra = list(self.label_embedding.parameters()) if self.projection else []

@@ -26,7 +26,6 @@ from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from .adversarial import (
     AdversarialTraining,
     AveragedGenerator,
-    ParameterAverage,
     adam_pair,
     adversarial_evaluation,
     adversarial_iteration,
@@ -116,7 +115,7 @@ class LAPGAN(AveragedGenerator, Sampler):
         self.residual_discriminators = nn.ModuleList(
             residual_discriminator(c, config.residual_channels, size) for size in sizes
         )
-        self.generator_average: ParameterAverage | None = average_of(self.trained_generators(), config.generator_average)
+        self.generator_average = average_of(self.trained_generators(), config.generator_average)
 
     def trained_generators(self) -> nn.ModuleList:
         """The trained generators of every level, coarse to fine (a view, not a registered module)."""
