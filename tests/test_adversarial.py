@@ -129,11 +129,11 @@ def test_a_lapgan_samples_every_level_from_the_averaged_generators(monkeypatch):
     for batch in list(loader.batches(None, None))[:3]:
         model.train_step(batch, optimizers, generator=torch.Generator().manual_seed(0))
     model.eval()
-    averaged, trained = model.generator_networks(training=False), model.generator_networks(training=True)
+    averaged, trained = list(model.generators(training=False)), list(model.generators(training=True))
     assert trained[0] is model.coarse_generator and averaged[0] is model.generator_average.network[0]
     assert len(averaged) == len(trained) == model.config.levels
     sampled = model.sample(4, generator=torch.Generator().manual_seed(1))
-    monkeypatch.setattr(model, "generator_networks", lambda training: trained)
+    monkeypatch.setattr(model, "generators", lambda training: trained)
     assert not torch.allclose(sampled, model.sample(4, generator=torch.Generator().manual_seed(1)))
 
 

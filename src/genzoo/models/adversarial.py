@@ -166,6 +166,15 @@ class AveragedGenerator(GenerativeModel):
     def trained_generators(self) -> nn.Module:
         """The trained generator networks, in the structure ``generator_average.network`` copies."""
 
+    def generators(self, training: bool) -> nn.Module:
+        """The trained generators in training steps; otherwise their running average, if kept."""
+        return self.trained_generators() if training or self.generator_average is None else self.generator_average.network
+
+    def update_generator_average(self) -> None:
+        """After a generator step: fold the trained generators into their running average, if kept."""
+        if self.generator_average is not None:
+            self.generator_average.update(self.trained_generators())
+
     def _averaged_keys(self) -> dict[str, str]:
         """State-dict key of each trained generator tensor -> the key of its average."""
         if self.generator_average is None:
@@ -307,13 +316,9 @@ class LatentGAN(AveragedGenerator, Sampler):
     def trained_generators(self) -> nn.Module:
         return self.generator
 
-    def generator_network(self, training: bool) -> nn.Module:
-        """The trained generator in training steps; otherwise its running average, if kept."""
-        return self.generator if training or self.generator_average is None else self.generator_average.network
-
     @abc.abstractmethod
     def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
-        """z (B, latent_dim) -> images (B, C, H, W) in [-1, 1], by ``generator_network(training)``."""
+        """z (B, latent_dim) -> images (B, C, H, W) in [-1, 1], by ``generators(training)``."""
 
     @abc.abstractmethod
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -338,8 +343,7 @@ class LatentGAN(AveragedGenerator, Sampler):
         fake = self.generate(self.latents(len(batch), generator), labels, training=True)
         metrics = adversarial_iteration(self.config, self.discriminate, optimizers, real=batch.images, fake=fake,
                                         labels=labels, joint_batch=not mixes_batch(self.discriminator))
-        if self.generator_average is not None:
-            self.generator_average.update(self.generator)
+        self.update_generator_average()
         return metrics
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:

@@ -165,7 +165,7 @@ class DCGAN(LatentGAN):
         self.generator_average = average_of(self.trained_generators(), config.generator_average)
 
     def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
-        return self.generator_network(training)(latents)
+        return self.generators(training)(latents)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.discriminator(images).squeeze(1)

@@ -71,7 +71,7 @@ class GAN(LatentGAN):
         return features if condition is None else torch.cat([features, condition], dim=1)
 
     def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
-        return self.generator_network(training)(self._condition(latents, labels)).view(-1, *self.spec.shape)
+        return self.generators(training)(self._condition(latents, labels)).view(-1, *self.spec.shape)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if not self.projection:

@@ -125,12 +125,6 @@ class LAPGAN(AveragedGenerator, Sampler):
         """Every level's discriminator, coarse to fine (a view, not a registered module)."""
         return nn.ModuleList([self.coarse_discriminator, *self.residual_discriminators])
 
-    def generator_networks(self, training: bool) -> list[nn.Module]:
-        """[coarse generator, residual generators coarse to fine]: the trained ones in training steps,
-        otherwise their running averages, if kept."""
-        networks = self.trained_generators() if training or self.generator_average is None else self.generator_average.network
-        return list(networks)
-
     @property
     def data_format(self) -> DataFormat:
         return DataFormat(value_range="symmetric")
@@ -161,7 +155,7 @@ class LAPGAN(AveragedGenerator, Sampler):
 
     def _real_and_fake(self, images: torch.Tensor, generator: torch.Generator, *, training: bool):
         coarse, residuals = laplacian_pyramid(images, self.config.levels)
-        coarse_generator, *residual_generators = self.generator_networks(training)
+        coarse_generator, *residual_generators = self.generators(training)
         real_pairs, fake_pairs, level = [], [], coarse
         for residual, g in zip(residuals, residual_generators, strict=True):
             condition = upsample(level)  # l_k from the real coarser image
@@ -183,8 +177,7 @@ class LAPGAN(AveragedGenerator, Sampler):
         real, fake = self._real_and_fake(batch.images, generator, training=True)
         metrics = adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
                                         joint_batch=not mixes_batch(self.discriminators()))
-        if self.generator_average is not None:
-            self.generator_average.update(self.trained_generators())
+        self.update_generator_average()
         return metrics
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
@@ -194,7 +187,7 @@ class LAPGAN(AveragedGenerator, Sampler):
     @torch.no_grad()
     def sample_pyramid(self, num: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """The cascade from coarse to fine: [I_K, I_{K-1}, ..., I_0], each in [-1, 1]."""
-        coarse_generator, *residual_generators = self.generator_networks(training=False)
+        coarse_generator, *residual_generators = self.generators(training=False)
         level = coarse_generator(self._noise((num, self.config.latent_dim), generator)).view(-1, *self.coarse_shape)
         steps = [level]
         for g in residual_generators:
