@@ -282,3 +282,33 @@ def test_sample_quality_is_logged_and_collapse_is_warned_about(tmp_path, capsys)
     assert metrics["eval/classes_covered"] == 1 and metrics["eval/class_entropy_bits"] == 0
     assert "cover only 1 of 4 classes (mode collapse?" in capsys.readouterr().err
     assert math.isclose(metrics["eval/classifier_score"], 1.0, rel_tol=1e-6)
+
+
+def test_a_spectrally_normalised_discriminator_keeps_each_layer_at_norm_one_and_reloads(tmp_path):
+    """Miyato et al. (2018): each layer computes with W / sigma(W), sigma estimated by a power
+    iteration that follows the weights as they train; batch norm is gone, so real and fake share
+    one pass; the iteration's state (the singular vectors) is saved with the weights."""
+    config = genzoo.apply_overrides(tiny_config("dcgan", epochs=1, max_batches=3, eval_batches=1),
+                                    ["discriminator_norm=spectral", "learning_rate=0.01"])
+    trainer = genzoo.train(config, tmp_path / "run", progress=False)
+    model = trainer.model.cpu().eval()
+    loaded = genzoo.load(tmp_path / "run")
+    images = load_dataset("fake", "test").images[:5].float() / 127.5 - 1
+    with torch.no_grad():
+        assert torch.equal(model.discriminate(images), loaded.discriminate(images))
+    assert not mixes_batch(model.discriminator)
+    layers = [m for m in model.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 3
+    for layer in layers:
+        raw = layer.parametrizations.weight.original.detach().flatten(1)
+        assert torch.linalg.matrix_norm(raw, 2).item() < 0.8  # the stored weight is not normalised itself
+        with torch.no_grad():  # more power iterations, as further training passes would make
+            layer.train()
+            for _ in range(50):
+                layer.weight  # noqa: B018 (each access in training mode is one iteration)
+            layer.eval()
+        assert torch.linalg.matrix_norm(layer.weight.detach().flatten(1), 2).item() == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ConfigError, match="radford architecture only"):
+        build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling",
+                                                                  "discriminator_norm=spectral"]),
+                    load_dataset("fake", "train").spec)

@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..config import Between, Channels, Fraction, NonNegativeCount, Size
 from ..data import DataSpec
@@ -40,6 +41,10 @@ class DCGANConfig(AdversarialTraining):
     # radford: > 0 appends the feature spread over groups of this many images to the last feature
     # map (minibatch standard deviation, Karras et al. 2018), against mode collapse; 0 = off.
     minibatch_std_group: NonNegativeCount = 0
+    # radford: how the discriminator keeps its layers in check. "batch": batch norm (Radford et al.
+    # 2016); "spectral": no batch norm, every weight divided by its largest singular value (Miyato
+    # et al. 2018), so the discriminator is 1-Lipschitz per layer and sees each image on its own.
+    discriminator_norm: Literal["batch", "spectral"] = "batch"
     # > 0: samples come from a running average of the generator's weights with this decay
     # (Yazici et al. 2019; e.g. 0.999, about the last 1000 steps), not from the last step's; 0 = off.
     generator_average: Fraction = 0.0
@@ -76,25 +81,43 @@ def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn
         modules += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
                     nn.BatchNorm2d(c_out, momentum=0.1), nn.ReLU()]
     modules += [nn.ConvTranspose2d(widths[-1], spec.channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
-    discriminator = radford_discriminator(spec, d, layers=layers, minibatch_std_group=config.minibatch_std_group)
+    discriminator = radford_discriminator(spec, d, layers=layers, minibatch_std_group=config.minibatch_std_group,
+                                          norm=config.discriminator_norm)
     return nn.Sequential(*modules), discriminator
 
 
-def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2, minibatch_std_group: int = 0) -> nn.Sequential:
+def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2, minibatch_std_group: int = 0,
+                          norm: str = "batch") -> nn.Sequential:
     """``layers`` 4x4 stride-2 convolutions doubling the width (width, 2 x width, ...), LeakyReLU(0.2),
     batch norm on all but the first, then (with ``minibatch_std_group``) a minibatch-std channel,
-    then a linear logit (Radford et al. 2016). Image sides must be multiples of 2^layers."""
-    modules: list[nn.Module] = [nn.Conv2d(spec.channels, width, kernel_size=4, stride=2, padding=1), leaky_relu()]
+    then a linear logit (Radford et al. 2016). Image sides must be multiples of 2^layers.
+
+    ``norm="spectral"``: no batch norm; every convolution and the logit layer computes with W / sigma(W),
+    sigma(W) its largest singular value, estimated by one power iteration per training pass
+    (Miyato et al. 2018, Algorithm 1; ``torch.nn.utils.parametrizations.spectral_norm``)."""
+    spectral = norm == "spectral"
+
+    def normed(layer: nn.Module) -> nn.Module:
+        if not spectral:
+            return layer
+        init_weights(layer)  # before the power iteration's start, which spectral_norm runs on the weight it finds
+        return nn.utils.parametrizations.spectral_norm(layer)
+
+    modules: list[nn.Module] = [normed(nn.Conv2d(spec.channels, width, kernel_size=4, stride=2, padding=1)),
+                                leaky_relu()]
     for i in range(1, layers):
         c_in, c_out = width * 2 ** (i - 1), width * 2**i
-        modules += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(c_out, momentum=0.1), leaky_relu()]
+        if spectral:
+            modules += [normed(nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1)), leaky_relu()]
+        else:
+            modules += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
+                        nn.BatchNorm2d(c_out, momentum=0.1), leaky_relu()]
     side = (spec.height >> layers) * (spec.width >> layers)
     channels = width * 2 ** (layers - 1)
     if minibatch_std_group:
         modules.append(MinibatchStd(minibatch_std_group))
         channels += 1
-    return nn.Sequential(*modules, nn.Flatten(), nn.Linear(channels * side, 1))
+    return nn.Sequential(*modules, nn.Flatten(), normed(nn.Linear(channels * side, 1)))
 
 
 def same_conv4(c_in: int, c_out: int) -> list[nn.Module]:
@@ -134,7 +157,10 @@ def upsampling_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module,
 
 
 def init_weights(module: nn.Module) -> None:
-    """N(0, 0.02) weights and unit-mean batch-norm scales (Radford et al. 2016, sec. 4)."""
+    """N(0, 0.02) weights and unit-mean batch-norm scales (Radford et al. 2016, sec. 4). Spectrally
+    normalised layers are left alone: they were initialised before their normalisation was attached."""
+    if parametrize.is_parametrized(module):
+        return
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
@@ -150,8 +176,8 @@ class DCGAN(LatentGAN):
         multiple = 2**config.layers if config.architecture == "radford" else 4
         if spec.height % multiple or spec.width % multiple:
             raise ValueError(f"dcgan needs image sides that are multiples of {multiple}, not {spec.height}x{spec.width}")
-        if config.minibatch_std_group and config.architecture != "radford":
-            raise ValueError("minibatch_std_group applies to the radford architecture only")
+        if config.architecture != "radford" and (config.minibatch_std_group or config.discriminator_norm != "batch"):
+            raise ValueError("minibatch_std_group and discriminator_norm apply to the radford architecture only")
         if config.architecture == "radford":
             self.generator, self.discriminator = radford_networks(config, spec)
             self.apply(init_weights)
