@@ -15,6 +15,7 @@ from genzoo.errors import ConfigError
 from genzoo.models.adversarial import (
     MinibatchStd,
     ParameterAverage,
+    adversarial_iteration,
     batch_statistics,
     discriminator_loss,
     generator_loss,
@@ -39,6 +40,35 @@ def test_one_sided_label_smoothing_changes_only_the_real_targets():
     sig = torch.sigmoid
     expected = (-(0.9 * sig(real).log() + 0.1 * (1 - sig(real)).log())).mean() + (-(1 - sig(fake)).log()).mean()
     assert torch.allclose(discriminator_loss(real, fake, label_smoothing=0.1), expected)
+
+
+def test_the_hinge_game_is_lim_and_ye_s_and_excludes_the_logistic_options():
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-3.0, -0.5, 1.0])
+    expected = (0 + 0.5 + 2.0) / 3 + (0 + 0.5 + 2.0) / 3  # relu(1 - real), relu(1 + fake), batch means
+    assert discriminator_loss(real, fake, label_smoothing=0.0, kind="hinge").item() == pytest.approx(expected)
+    assert generator_loss(fake, "hinge").item() == pytest.approx(2.5 / 3)
+    spec = load_dataset("fake", "train").spec
+    for option in ("generator_loss=minimax", "label_smoothing=0.1"):
+        with pytest.raises(ConfigError, match="adversarial_loss=logistic only"):
+            build_model(genzoo.apply_overrides(tiny_config("gan"), ["adversarial_loss=hinge", option]), spec)
+
+
+def test_a_hinge_iteration_steps_the_discriminator_on_the_hinge_then_the_generator_on_minus_its_logit():
+    model = build_model(genzoo.apply_overrides(tiny_config("gan"), ["adversarial_loss=hinge", "learning_rate=0.01", "dropout=0"]),
+                        load_dataset("fake", "train").spec)
+    optimizers = model.configure_optimizers()
+    generator = torch.Generator().manual_seed(0)
+    real = torch.rand(8, 1, 28, 28, generator=generator) * 2 - 1
+    fake = model.generate(model.latents(8, generator), training=True)
+    with torch.no_grad():
+        before_real, before_fake = model.discriminate(real), model.discriminate(fake)
+    metrics = adversarial_iteration(model.config, model.discriminate, optimizers, real=real, fake=fake, joint_batch=True)
+    with torch.no_grad():
+        after_fake = model.discriminate(fake)
+    assert metrics["discriminator_loss"].item() == pytest.approx(
+        ((1 - before_real).relu().mean() + (1 + before_fake).relu().mean()).item(), rel=1e-5)
+    assert metrics["generator_loss"].item() == pytest.approx(-after_fake.mean().item(), rel=1e-5)
+    assert not torch.equal(after_fake, before_fake)  # the discriminator stepped before the generator's loss
 
 
 @pytest.mark.parametrize("name", ["gan", "cgan", "dcgan", "context-encoder", "lapgan"])

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Between, Fraction, Rate, Validated
+from ..config import Between, ConfigError, Fraction, Rate, Validated
 from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from .base import GenerativeModel, Metrics, Sampler
 from .layers import adam
@@ -30,12 +30,27 @@ from .layers import adam
 class AdversarialTraining(Validated):
     """Fields every adversarial model's config shares (model configs inherit them)."""
 
+    # "logistic": the discriminator's cross-entropy (Goodfellow et al. 2014), the generator's loss as
+    # generator_loss says. "hinge": D minimises E relu(1 - D(x)) + E relu(1 + D(G(z))) on its logits
+    # and G minimises -E D(G(z)) (Lim & Ye 2017; Miyato et al. 2018); generator_loss and
+    # label_smoothing do not apply.
+    adversarial_loss: Literal["logistic", "hinge"] = "logistic"
     generator_loss: Literal["non-saturating", "minimax"] = "non-saturating"  # -log D(G(z)) or log(1 - D(G(z)))
     label_smoothing: Fraction = 0.0  # one-sided: real targets 1 - label_smoothing (Salimans et al. 2016: 0.1)
     discriminator_steps: typing.Annotated[int, Between(1, 100)] = 1  # k discriminator steps per generator step; the batch is split into k
     learning_rate: Rate = 2e-4  # Adam for both players (Radford et al. 2016)
     generator_rate_ratio: Rate = 1.0  # the generator's rate as a multiple of learning_rate (Heusel et al. 2017: two rates)
     beta1: Fraction = 0.5  # Adam's beta1; Radford et al.: 0.9 oscillates and is unstable, 0.5 trains
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.adversarial_loss == "hinge" and (self.generator_loss != "non-saturating" or self.label_smoothing):
+            raise ConfigError("generator_loss and label_smoothing apply to adversarial_loss=logistic only")
+
+    @property
+    def generator_objective(self) -> str:
+        """The generator's loss, as :func:`generator_loss` names it."""
+        return "hinge" if self.adversarial_loss == "hinge" else self.generator_loss
 
 
 def adam_pair(config: AdversarialTraining, generator_params, discriminator_params) -> dict[str, torch.optim.Optimizer]:
@@ -46,8 +61,12 @@ def adam_pair(config: AdversarialTraining, generator_params, discriminator_param
     }
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, label_smoothing: float) -> torch.Tensor:
-    """-[log D(x) + log(1 - D(G(z)))], with one-sided smoothing of the real targets."""
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, label_smoothing: float,
+                       kind: str = "logistic") -> torch.Tensor:
+    """Logistic: -[log D(x) + log(1 - D(G(z)))], with one-sided smoothing of the real targets.
+    Hinge: relu(1 - l(x)) + relu(1 + l(G(z))) on the logits l, each averaged over its batch."""
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
     real_targets = torch.full_like(real_logits, 1.0 - label_smoothing)
     return (F.binary_cross_entropy_with_logits(real_logits, real_targets)
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
@@ -55,7 +74,10 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, 
 
 def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
     """Non-saturating: -log D(G(z)) (strong gradients early, Goodfellow et al. 2014, sec. 3).
-    Minimax: log(1 - D(G(z))), the value function's own term, which saturates when D wins."""
+    Minimax: log(1 - D(G(z))), the value function's own term, which saturates when D wins.
+    Hinge: -l(G(z)), the logit itself (the hinge game's generator)."""
+    if kind == "hinge":
+        return -fake_logits.mean()
     if kind == "non-saturating":
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
     return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
@@ -231,7 +253,8 @@ def adversarial_iteration(
         else:
             real_logits = discriminate(real_chunk, label_chunk)
             fake_logits = discriminate(fake_chunk, label_chunk)
-        loss = discriminator_loss(real_logits, fake_logits, label_smoothing=config.label_smoothing)
+        loss = discriminator_loss(real_logits, fake_logits, label_smoothing=config.label_smoothing,
+                                  kind=config.adversarial_loss)
         d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         d_optimizer.step()
@@ -242,7 +265,7 @@ def adversarial_iteration(
     # parameters skips their computation (a third of the MLP GAN's backward work) and leaves the
     # discriminator's .grad as its own step left it.
     with frozen(d_optimizer):
-        adversarial = generator_loss(discriminate(fake, labels), config.generator_loss)
+        adversarial = generator_loss(discriminate(fake, labels), config.generator_objective)
         g_loss = adversarial_weight * adversarial
         if extra_generator_loss is not None:
             g_loss = g_loss + extra_generator_loss
@@ -291,8 +314,8 @@ def adversarial_evaluation(
     a constant rate) while its training-time D(x) stayed at 0.75-0.79."""
     with batch_statistics(discriminator):
         real_logits, fake_logits = discriminate(real, labels), discriminate(fake, labels)
-    d_loss = discriminator_loss(real_logits, fake_logits, label_smoothing=0.0)
-    g_loss = generator_loss(fake_logits, config.generator_loss)
+    d_loss = discriminator_loss(real_logits, fake_logits, label_smoothing=0.0, kind=config.adversarial_loss)
+    g_loss = generator_loss(fake_logits, config.generator_objective)
     return {
         "loss": d_loss + g_loss,
         "discriminator_loss": d_loss,
