@@ -124,8 +124,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # A constant rate: annealed to 2 % over 12 epochs its 7x7 level stuck on one blob (FD 52.7, score
         # 3.85, 9 classes); constant over 10: FD 35.0, 5.92, 10 classes, the score still rising; over
         # 20 with the averaged generators: FD 19.8, 7.37 (per-epoch 5.67 at epoch 10, 7.47 at 20); over
-        # 30: FD 15.9, 7.84 (per-epoch 7.80 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29, still rising).
-        Row("lapgan", "lapgan", 40, ("generator_average=0.999",),
+        # 30: FD 15.9, 7.84 (per-epoch 7.80 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29);
+        # over 70: FD 11.7, 8.32 (per-epoch 8.35, 8.45, 8.45-8.53 at 50, 60, 66-70: flattening).
+        Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
             note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
         Row("dbn", "dbn", 60, ("hidden_layers=500,500,2000", "updates_per_layer=12000", "cd_steps=10"),
