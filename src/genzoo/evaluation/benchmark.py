@@ -110,7 +110,8 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # rises: 7.10, 7.41, 7.75 at epochs 10, 20, 30 (FD 11.4, score 7.77), then flat at 7.75-7.86 over
         # epochs 31-40 (FD 9.6, score 7.95); the running average adds little at equal epochs (a
         # 12-epoch pilot without it: 6.99-7.22 over epochs 9-12). Neither a twice-wider generator (7.17 at
-        # epoch 10) nor a spectrally normalised discriminator (7.02) beat it over 10 epochs (7.10).
+        # epoch 10), a spectrally normalised discriminator (7.02), the hinge loss (7.06) nor both (7.03) beat
+        # it over 10 epochs (7.10).
         Row("dcgan", "dcgan", 40, ("generator_average=0.999",),
             note="Radford et al. DCGAN (generator 128-64 channels), samples from the generator's running average"),
         # T = 16, not the paper's 64: at T = 64 two epochs (12 min) left the latent unused (test KL
