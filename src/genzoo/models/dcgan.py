@@ -87,7 +87,7 @@ def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn
 
 
 def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2, minibatch_std_group: int = 0,
-                          norm: str = "batch") -> nn.Sequential:
+                          norm: Literal["batch", "spectral"] = "batch") -> nn.Sequential:
     """``layers`` 4x4 stride-2 convolutions doubling the width (width, 2 x width, ...), LeakyReLU(0.2),
     batch norm on all but the first, then (with ``minibatch_std_group``) a minibatch-std channel,
     then a linear logit (Radford et al. 2016). Image sides must be multiples of 2^layers.
