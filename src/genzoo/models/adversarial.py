@@ -45,7 +45,7 @@ class AdversarialTraining(Validated):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.adversarial_loss == "hinge" and (self.generator_loss != "non-saturating" or self.label_smoothing):
-            raise ConfigError("generator_loss and label_smoothing apply to adversarial_loss=logistic only")
+            raise ConfigError("adversarial_loss=hinge takes neither generator_loss nor label_smoothing (logistic only)")
 
     @property
     def generator_objective(self) -> str:
