@@ -48,7 +48,7 @@ class AdversarialTraining(Validated):
             raise ConfigError("adversarial_loss=hinge takes neither generator_loss nor label_smoothing (logistic only)")
 
     @property
-    def generator_objective(self) -> str:
+    def generator_objective(self) -> Literal["non-saturating", "minimax", "hinge"]:
         """The generator's loss, as :func:`generator_loss` names it."""
         return "hinge" if self.adversarial_loss == "hinge" else self.generator_loss
 
@@ -62,7 +62,7 @@ def adam_pair(config: AdversarialTraining, generator_params, discriminator_param
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, label_smoothing: float,
-                       kind: str = "logistic") -> torch.Tensor:
+                       kind: Literal["logistic", "hinge"] = "logistic") -> torch.Tensor:
     """Logistic: -[log D(x) + log(1 - D(G(z)))], with one-sided smoothing of the real targets.
     Hinge: relu(1 - l(x)) + relu(1 + l(G(z))) on the logits l, each averaged over its batch."""
     if kind == "hinge":
@@ -72,7 +72,7 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, 
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
 
-def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+def generator_loss(fake_logits: torch.Tensor, kind: Literal["non-saturating", "minimax", "hinge"]) -> torch.Tensor:
     """Non-saturating: -log D(G(z)) (strong gradients early, Goodfellow et al. 2014, sec. 3).
     Minimax: log(1 - D(G(z))), the value function's own term, which saturates when D wins.
     Hinge: -l(G(z)), the logit itself (the hinge game's generator)."""
@@ -240,7 +240,8 @@ def adversarial_iteration(
     real and fake images as one batch (one pass of twice the rows: 25 ms instead of 32 for the
     MLP GAN's discriminator); only for discriminators whose outputs do not depend on the rest of
     the batch (``mixes_batch``). Returns detached scalars: both losses, D(x) and D(G(z))
-    (mean probabilities at the discriminator steps), and ``loss`` (their sum, watched for divergence).
+    (mean probabilities at the discriminator steps; with the hinge loss the sigmoid of its logits, a
+    monotone stand-in), and ``loss`` (their sum, watched for divergence).
     """
     k = config.discriminator_steps
     d_optimizer, g_optimizer = optimizers["discriminator"], optimizers["generator"]
