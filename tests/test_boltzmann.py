@@ -222,6 +222,34 @@ def test_dbm_mean_field_and_joint_step_loss():
     assert reported == before and not torch.equal(weight, model.bottom.weight)
 
 
+@torch.no_grad()
+def test_dbm_pretraining_reports_the_training_layers_reconstruction_error():
+    """A pretraining update reports its own RBM's one-step reconstruction error before the update
+    (the bottom RBM with doubled bottom-up input, the top one with doubled top-down input, on h1
+    sampled from the bottom one), as the DBN does, not the whole DBM's mean-field error."""
+    from genzoo.data import bernoulli
+
+    model, optimizer, generator, batches = dbm_on_fake_batches(pretrain_updates=1, count=2)
+
+    def error(layer, data, up, down):
+        reconstruction = layer.visible_probabilities(layer.hidden_probabilities(data, up), down)
+        return float(F.binary_cross_entropy(reconstruction, data, reduction="none").sum(1).mean())
+
+    visible = batches[0].images.flatten(1)
+    expected = error(model.bottom, visible, 2.0, 1.0)
+    assert expected != float(model.evaluate_step(batches[0], generator=generator)["loss"])
+    step = model.train_step(batches[0], optimizer, generator=generator)
+    assert (float(step["loss"]), float(step["phase"])) == (expected, 0.0)
+
+    visible = batches[1].images.flatten(1)
+    replay = torch.Generator().manual_seed(0)
+    replay.set_state(generator.get_state())  # the step's first draw is h1 for the top RBM
+    middle = bernoulli(model.bottom.hidden_probabilities(visible, 2.0), replay)
+    expected = error(model.top, middle, 1.0, 2.0)
+    step = model.train_step(batches[1], optimizer, generator=generator)
+    assert (float(step["loss"]), float(step["phase"])) == (expected, 1.0)
+
+
 def test_dbn_top_layer_learns_from_persistent_chains():
     import genzoo
     from genzoo.data import BatchLoader, load_dataset
