@@ -234,3 +234,14 @@ def test_the_flops_counted_are_those_of_the_phase_the_timed_steps_run():
     pretraining = measure("dbm", steps=1, warmup=2, overrides=small)
     joint = measure("dbm", steps=1, warmup=2, overrides=(*small, "pretrain_updates=1"))
     assert joint["gflop_per_step"] > 1.5 * pretraining["gflop_per_step"]
+
+
+def test_likelihood_speed_names_every_protocol_it_extrapolates():
+    """The speed table's likelihood section (run by every `genzoo benchmark speed`) measures a slice
+    of each likelihood protocol at the zoo rows' sizes and extrapolates a positive cost."""
+    from genzoo.evaluation.speed import likelihood_speed
+
+    results = likelihood_speed(images=1, importance_samples=2, ais_steps=2)
+    whats = [r["what"] for r in results]
+    assert len(whats) == 5 and any("`draw` row (T = " in w for w in whats), whats
+    assert all(r["minutes"] > 0 for r in results)

@@ -235,7 +235,7 @@ def likelihood_speed(*, images: int = 8, importance_samples: int = 500, ais_step
     draw = rows["draw"].config("")
     for what, config, samples in (("`vae` row (MLP VAE), K = 5000", rows["vae"].config(""), 5000),
                                   ("conv VAE (16/32 channels, dense 256, 32-D), K = 5000", conv, 5000),
-                                  (f"`draw` row (T = {draw.model.steps}), K = 100", draw, 100)):
+                                  (f"`draw` row (T = {draw.model_config.steps}), K = 100", draw, 100)):
         model = build_model(config, spec).eval().to(memory_format=torch.channels_last)
         per_image = min(importance_samples, samples) if "draw" not in what else 20
         started = time.perf_counter()
