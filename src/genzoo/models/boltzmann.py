@@ -22,6 +22,12 @@ from tqdm.auto import tqdm
 from ..data import bernoulli
 
 
+def reconstruction_nats(probabilities: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of binary ``data`` (B, V) under Bernoulli ``probabilities``, summed over units and
+    averaged over rows: nats per image."""
+    return F.binary_cross_entropy(probabilities, data, reduction="none").sum(1).mean()
+
+
 class RBMLayer(nn.Module):
     """The parameters of one RBM and its conditionals. Training is done by the model that owns
     it (contrastive divergence fills in ``.grad``; no autograd)."""
@@ -40,6 +46,11 @@ class RBMLayer(nn.Module):
     def visible_probabilities(self, hidden: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """p(v = 1 | h); ``scale`` 2 doubles the input, as in a DBM's top-layer pretraining."""
         return torch.sigmoid(scale * (hidden @ self.weight.T + self.visible_bias))
+
+    def reconstruction_error(self, visible: torch.Tensor, up: float = 1.0, down: float = 1.0) -> torch.Tensor:
+        """Cross-entropy of the one-step mean-field reconstruction p(v | p(h|v)), nats per image: a
+        cheap progress signal, not a likelihood (``up`` / ``down`` as in :meth:`gibbs_step`)."""
+        return reconstruction_nats(self.visible_probabilities(self.hidden_probabilities(visible, up), down), visible)
 
     def free_energy(self, visible: torch.Tensor) -> torch.Tensor:
         """F(v) per row (B,), in nats."""

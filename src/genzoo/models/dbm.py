@@ -33,6 +33,7 @@ from .boltzmann import (
     annealing,
     contrastive_divergence,
     likelihood_report,
+    reconstruction_nats,
     sgd_with_momentum,
     softplus_difference,
 )
@@ -148,8 +149,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         contrastive_divergence(layer, data, data, steps=1, generator=generator, up=up, down=down)
         for parameter in layer.parameters():  # the optimizer's rate is the joint one
             parameter.grad *= self.config.pretrain_learning_rate / self.config.learning_rate
-        reconstruction = layer.visible_probabilities(layer.hidden_probabilities(data, up), down)
-        return F.binary_cross_entropy(reconstruction, data, reduction="none").sum(1).mean()
+        return layer.reconstruction_error(data, up, down)
 
     def _compose(self, visible: torch.Tensor, optimizer, generator: torch.Generator) -> None:
         """Start of joint training: h1's bias becomes the sum of the two RBMs' biases for it (each
@@ -188,8 +188,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         return mu1
 
     def _reconstruction_error(self, visible: torch.Tensor, mu1: torch.Tensor) -> torch.Tensor:
-        reconstruction = self.bottom.visible_probabilities(mu1)
-        return F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()
+        return reconstruction_nats(self.bottom.visible_probabilities(mu1), visible)
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         """Mean-field reconstruction error (nats per image; a progress signal, not a likelihood)."""

@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import Count, Fraction, NonNegative, Rate, Size, Validated
 from ..data import Batch, DataFormat, DataSpec, bernoulli
 from .base import GenerativeModel, Metrics, Sampler, VisibleFilters
-from .boltzmann import BaseRate, RBMLayer, contrastive_divergence, sgd_with_momentum
+from .boltzmann import (
+    BaseRate,
+    RBMLayer,
+    contrastive_divergence,
+    reconstruction_nats,
+    sgd_with_momentum,
+)
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,6 @@ class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
             state = bernoulli(layer.hidden_probabilities(state), generator)
         return state
 
-    def _layer_error(self, layer: RBMLayer, visible: torch.Tensor) -> torch.Tensor:
-        reconstruction = layer.visible_probabilities(layer.hidden_probabilities(visible))
-        return F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()
-
     @torch.no_grad()
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         depth = self.training_layer()
@@ -95,7 +96,7 @@ class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
             contrastive_divergence(layer, visible, visible, steps=self.config.cd_steps, generator=generator)
         optimizers["model"].step()
         self.updates += 1
-        return {"loss": self._layer_error(layer, visible), "layer": torch.tensor(float(depth + 1))}
+        return {"loss": layer.reconstruction_error(visible), "layer": torch.tensor(float(depth + 1))}
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         """Reconstruction error of the pixels through the whole stack and back (nats per image)."""
@@ -104,7 +105,7 @@ class DBN(GenerativeModel, Sampler, VisibleFilters, BaseRate):
             state = layer.hidden_probabilities(state)
         for layer in reversed(self.layers):
             state = layer.visible_probabilities(state)
-        return {"loss": F.binary_cross_entropy(state, batch.images.flatten(1), reduction="none").sum(1).mean()}
+        return {"loss": reconstruction_nats(state, batch.images.flatten(1))}
 
     @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):

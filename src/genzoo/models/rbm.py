@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from ..config import Count, Fraction, NonNegative, Rate, Size, Validated
 from ..data import Batch, DataFormat, DataSpec
@@ -62,12 +61,6 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
     def visible_filters(self) -> torch.Tensor:
         return self.layer.weight.detach().T
 
-    def reconstruction_error(self, visible: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the one-step mean-field reconstruction p(v | p(h|v)), nats per image:
-        a cheap progress signal (not a likelihood)."""
-        reconstruction = self.layer.visible_probabilities(self.layer.hidden_probabilities(visible))
-        return F.binary_cross_entropy(reconstruction, visible, reduction="none").sum(1).mean()
-
     @torch.no_grad()
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         visible = batch.images.flatten(1)  # (B, C, H, W) -> (B, V)
@@ -77,11 +70,11 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         if self.config.persistent:
             self.chains.copy_(end)
         optimizers["model"].step()
-        return {"loss": self.reconstruction_error(visible), "free_energy": self.layer.free_energy(visible).mean()}
+        return {"loss": self.layer.reconstruction_error(visible), "free_energy": self.layer.free_energy(visible).mean()}
 
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         visible = batch.images.flatten(1)
-        return {"loss": self.reconstruction_error(visible), "free_energy": self.layer.free_energy(visible).mean()}
+        return {"loss": self.layer.reconstruction_error(visible), "free_energy": self.layer.free_energy(visible).mean()}
 
     @torch.no_grad()
     def gibbs_chain(self, start: torch.Tensor, steps: int, generator: torch.Generator | None,
