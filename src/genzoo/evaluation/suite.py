@@ -241,8 +241,8 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions(), *, 
                   f"{options.ais_steps} steps)", file=sys.stderr)
             estimate = model.estimate_log_likelihood(inputs, num_chains=options.ais_chains, num_steps=options.ais_steps,
                                                      generator=generator, runs=options.ais_runs, progress=progress)
-            method = {"method": "AIS", **{key: estimate.pop(key) for key in ("ais_chains", "ais_steps", "ais_runs",
-                                                                               "log_z_runs")}}
+            described = ("ais_chains", "ais_steps", "ais_runs", "log_z_runs", "log_z_estimator", "mixture_samples")
+            method = {"method": "AIS", **{key: estimate.pop(key) for key in described if key in estimate}}
         else:
             print(f"genzoo: estimating the likelihood of {len(inputs)} images with {options.importance_samples} "
                   "importance samples each (--importance-samples and --likelihood-images make it quicker)",
