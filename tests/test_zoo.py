@@ -115,3 +115,13 @@ def test_the_shipped_zoo_stays_small():
     root = zoo.zoo_root()
     total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert total < 62e6, total
+
+
+def test_the_results_table_names_the_dbms_log_z_estimator_and_its_check_from_above():
+    from genzoo.evaluation.benchmark import PROTOCOLS, markdown
+
+    row = next(r for r in PROTOCOLS["mnist"] if r.label == "dbm")
+    result = json.loads((zoo.entries()["dbm"].path / "eval.json").read_text())
+    line = next(x for x in markdown("mnist", [(row, result, 1.0)]).splitlines() if x.startswith("| `dbm` | 81.43"))
+    assert "posterior-mixture IS" in line and f"reverse check: NLL {result['metrics']['nll_reverse']:.2f}" in line
+    assert result["metrics"]["log_z"] == max(result["metrics"]["log_z_ais"], result["metrics"]["log_z_mixture"])

@@ -246,11 +246,34 @@ def likelihood_speed(*, images: int = 8, importance_samples: int = 500, ais_step
     for name in ("rbm", "dbm"):
         model = build_model(rows[name].config(""), spec).eval()
         started = time.perf_counter()
-        model.estimate_log_likelihood(binary, num_chains=100, num_steps=ais_steps, generator=generator)
+        model.ais_log_partition(num_chains=100, num_steps=ais_steps, generator=generator)
         per_step = (time.perf_counter() - started) / ais_steps
         results.append({"what": f"AIS log Z, `{name}` row, 100 chains x 14,500 steps, one run",
                         "rate": f"{1 / per_step:,.0f} steps/s", "minutes": 14_500 * per_step / 60})
+    results.append(dbm_partition_checks_speed(model, samples=importance_samples, generator=generator))
     return results
+
+
+def dbm_partition_checks_speed(model, *, samples: int, generator: torch.Generator) -> dict:
+    """The DBM's other two log Z estimates on the full protocol, from slices: the posterior mixture
+    (5 runs of MIXTURE_SAMPLES over the mixture of 10,000 test images) and the reverse check
+    (REVERSE_CHAINS chains of ``gibbs_steps`` sweeps), timed on random images of MNIST's density."""
+    from ..models.dbm import MIXTURE_SAMPLES, REVERSE_CHAINS
+
+    components = (torch.rand(10_000, model.spec.num_pixels, generator=generator) < 0.13).float()
+    started = time.perf_counter()
+    model.mixture_log_partition(components, samples=samples, generator=generator)
+    per_sample = (time.perf_counter() - started) / samples
+    chain_v = model.base_rate_sample(REVERSE_CHAINS, generator)
+    chain_top = torch.zeros(REVERSE_CHAINS, model.top.weight.shape[1])
+    started = time.perf_counter()
+    for _ in range(2):
+        chain_v, chain_top, _ = model.gibbs_sweep(chain_v, chain_top, generator)
+    per_sweep = (time.perf_counter() - started) / 2
+    seconds = 5 * MIXTURE_SAMPLES * per_sample + model.config.gibbs_steps * per_sweep
+    return {"what": f"DBM posterior mixture (5 x {MIXTURE_SAMPLES:,} samples) and reverse check ({REVERSE_CHAINS:,} "
+                    f"chains x {model.config.gibbs_steps:,} sweeps), `dbm` row",
+            "rate": f"{1 / per_sample:,.0f} samples/s", "minutes": seconds / 60}
 
 
 def markdown(results: list[dict], likelihood: list[dict], *, threads: int) -> str:

@@ -168,6 +168,15 @@ class PartitionFunctionModel(abc.ABC):
     importance sampling (Salakhutdinov & Murray 2008)."""
 
     @abc.abstractmethod
+    def ais_log_partition(
+        self, *, num_chains: int, num_steps: int, generator: torch.Generator | None, runs: int = 1,
+        progress: bool = False,
+    ) -> dict[str, float]:
+        """log Z by AIS from the model's base-rate model: ``runs`` independent runs of ``num_chains``
+        chains through ``num_steps`` intermediate distributions (see
+        :func:`~genzoo.models.boltzmann.ais_result` for the keys)."""
+
+    @abc.abstractmethod
     def estimate_log_likelihood(
         self, images: torch.Tensor, *, num_chains: int, num_steps: int, generator: torch.Generator | None,
         runs: int = 1, progress: bool = False,

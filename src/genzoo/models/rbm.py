@@ -103,11 +103,16 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
     def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
         return self.sample(len(batch), generator=generator)
 
+    def ais_log_partition(self, *, num_chains: int, num_steps: int, generator, runs: int = 1,
+                          progress: bool = False) -> dict[str, float]:
+        return ais_log_partition(self.layer, self.base_rate(), num_chains=num_chains, num_steps=num_steps,
+                                 generator=generator, runs=runs, progress=progress)
+
     @torch.no_grad()
     def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator, runs: int = 1,
                                 progress: bool = False) -> dict:
-        partition = ais_log_partition(self.layer, self.base_rate(), num_chains=num_chains, num_steps=num_steps,
-                                      generator=generator, runs=runs, progress=progress)
+        partition = self.ais_log_partition(num_chains=num_chains, num_steps=num_steps, generator=generator, runs=runs,
+                                           progress=progress)
         log_p_star = -float(self.layer.free_energy(images.flatten(1).to(self.layer.weight.device)).double().mean())
         return likelihood_report(log_p_star, partition, num_chains=num_chains, num_steps=num_steps, runs=runs,
                                  num_images=len(images))
