@@ -14,7 +14,7 @@ of two estimates, each unbiased in Z and so, in expectation, a lower bound on lo
 - AIS on p*(v, h2) with h1 summed out, from a base-rate model (the paper's estimator);
 - importance sampling on p*(h1) with v and h2 summed out, from a mixture of the test images'
   mean-field posteriors. AIS's chains can fail to reach the data's modes of a well-trained DBM: for
-  the 400-epoch recipe AIS gave 449.0 and this estimate 473.
+  the 400-epoch recipe AIS gave 448.8 and this estimate 473.2.
 A third figure, reverse importance sampling from the model's own Gibbs chains, estimates log Z from
 above if the chains have mixed; it is reported beside the others as a check, never used for the NLL.
 """
