@@ -13,7 +13,7 @@ Prints, for the first 10,000 dynamically binarised test images (seed 0, as the b
   variable, so that every transition is a Gibbs step): a path that starts at the data, tried
   and not shipped.
 
-About 7 minutes for zoo:dbm on 2 CPU cores at the default 14,500 steps.
+About 4 minutes for zoo:dbm on 2 CPU cores at the default 14,500 steps.
 """
 
 from __future__ import annotations

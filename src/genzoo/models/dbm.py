@@ -264,7 +264,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         return (middle @ c1 + F.softplus(middle @ self.bottom.weight.double().T + b).sum(1)
                 + F.softplus(middle @ self.top.weight.double() + c2).sum(1))
 
-    def _posterior_mixture(self, visible: torch.Tensor):
+    def posterior_mixture(self, visible: torch.Tensor):
         """The mixture q(h1) = (1/N) sum_n prod_j Bernoulli(h1_j; mu_nj) of the mean-field posteriors
         of ``visible`` (clamped to [MIXTURE_FLOOR, 1 - MIXTURE_FLOOR]): (component means, log q)."""
         mu = self.mean_field(visible)[0].double().clamp(MIXTURE_FLOOR, 1 - MIXTURE_FLOOR)
@@ -280,16 +280,19 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
                               chunk: int = 1000) -> dict[str, float]:
         """log Z by importance sampling over h1 alone, ``runs`` runs of ``samples``:
             Z = E_{h1 ~ q}[p*(h1) / q(h1)]
-        with q the mixture of the mean-field posteriors of ``visible`` (:meth:`_posterior_mixture`).
+        with q the mixture of the mean-field posteriors of ``visible`` (:meth:`posterior_mixture`).
         The floor gives q every state, so the estimate of Z is unbiased whatever the images; the
         images only decide where it looks, and a poor choice can only lower the estimate."""
-        mu, log_q = self._posterior_mixture(visible)
-        log_w = []
-        for start in range(0, runs * samples, chunk):
-            rows = torch.randint(len(mu), (min(chunk, runs * samples - start),), generator=generator, device=mu.device)
-            middle = bernoulli(mu[rows], generator)
-            log_w.append(self.log_p_star_h1(middle) - log_q(middle))
+        mixture = self.posterior_mixture(visible)
+        log_w = [self.mixture_log_weights(mixture, min(chunk, runs * samples - start), generator)
+                 for start in range(0, runs * samples, chunk)]
         return ais_result(torch.cat(log_w), 0.0, runs=runs)
+
+    def mixture_log_weights(self, mixture, count: int, generator) -> torch.Tensor:
+        """log p*(h1) - log q(h1) for ``count`` draws h1 ~ q."""
+        mu, log_q = mixture
+        middle = bernoulli(mu[torch.randint(len(mu), (count,), generator=generator, device=mu.device)], generator)
+        return self.log_p_star_h1(middle) - log_q(middle)
 
     @torch.no_grad()
     def reverse_log_partition(self, visible: torch.Tensor, *, chains: int, generator) -> float:
@@ -298,7 +301,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
             1 / Z = E_{h1 ~ p}[q(h1) / p*(h1)],
         so -log mean(q / p*) is, in expectation, an upper bound on log Z (Jensen); q as in
         :meth:`mixture_log_partition`. A check on the two lower bounds, not an estimate to report alone."""
-        _, log_q = self._posterior_mixture(visible)
+        _, log_q = self.posterior_mixture(visible)
         chain_v = self.base_rate_sample(chains, generator)
         top = bernoulli(self.mean_field(chain_v)[1], generator)
         for _ in range(self.config.gibbs_steps):
