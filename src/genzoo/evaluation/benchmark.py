@@ -292,7 +292,8 @@ def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
                 method = f"AIS, {p['ais_chains']} chains x {p['ais_steps']} steps"
                 if p.get("log_z_estimator") == "posterior mixture":  # the DBM's larger lower bound on log Z
                     method = (f"posterior-mixture IS, {p['mixture_samples']} samples x {p['ais_runs']} runs "
-                              f"(above {method}); reverse check: NLL {m['nll_reverse']:.2f}")
+                              f"(above {method}); from above if the chains mixed: NLL {m['nll_reverse']:.2f}; "
+                              f"bridge: NLL {m['nll_bridge']:.2f}")
             else:
                 nll, method = f"{m['nll']:.2f}", f"importance sampling, K = {p['importance_samples']}"
             lines.append(f"| `{row.label}` | {nll} | {f'{iwae[1]:.2f} (k = {iwae[0]})' if iwae else '-'} | "

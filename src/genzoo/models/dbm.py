@@ -15,8 +15,9 @@ of two estimates, each unbiased in Z and so, in expectation, a lower bound on lo
 - importance sampling on p*(h1) with v and h2 summed out, from a mixture of the test images'
   mean-field posteriors. AIS's chains can fail to reach the data's modes of a well-trained DBM: for
   the 400-epoch recipe AIS gave 448.8 and this estimate 473.2.
-A third figure, reverse importance sampling from the model's own Gibbs chains, estimates log Z from
-above if the chains have mixed; it is reported beside the others as a check, never used for the NLL.
+Two more figures are reported beside it, never used for the NLL: reverse importance sampling from the
+model's own Gibbs chains, an upper bound on log Z in expectation if the chains have mixed, and the
+bridge between the mixture's draws and the chains' (Meng & Wong 1996), a consistent estimate.
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ class DBMConfig(Validated):
 MIXTURE_SAMPLES = 10_000  # importance samples per run: 5 runs spread 0.7 nats (std) on the 400-epoch DBM
 MIXTURE_FLOOR = 0.005  # each component's probabilities clamped to [floor, 1 - floor]: 0.003-0.02 agreed within 1 nat
 REVERSE_CHAINS = 2000  # Gibbs chains of `gibbs_steps` sweeps for the reverse check (48 s on 2 cores)
+
+
+def bridge_log_ratio(forward: torch.Tensor, backward: torch.Tensor, *, iterations: int = 200) -> float:
+    """log(Z_p / Z_q) by the optimal bridge sampler (Meng & Wong 1996) from log w = log(p* / q) on
+    n1 draws of q (``forward``) and n2 draws of p (``backward``): the fixed point of
+        r = mean_q[w / (s1 w + s2 r)] / mean_p[1 / (s1 w + s2 r)],   s_i = n_i / (n1 + n2),
+    iterated in log space from the forward estimate."""
+    forward, backward = forward.double(), backward.double()
+    n1, n2 = len(forward), len(backward)
+    log_s1, log_s2 = math.log(n1 / (n1 + n2)), math.log(n2 / (n1 + n2))
+    log_r = float(torch.logsumexp(forward, 0)) - math.log(n1)
+    for _ in range(iterations):
+        shift = forward.new_tensor(log_s2 + log_r)
+        numerator = float(torch.logsumexp(forward - torch.logaddexp(log_s1 + forward, shift), 0)) - math.log(n1)
+        denominator = float(torch.logsumexp(-torch.logaddexp(log_s1 + backward, shift), 0)) - math.log(n2)
+        updated, log_r = log_r, numerator - denominator
+        if abs(updated - log_r) < 1e-9:
+            break
+    return log_r
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
@@ -275,40 +295,41 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
 
         return mu, log_q
 
-    @torch.no_grad()
-    def mixture_log_partition(self, visible: torch.Tensor, *, samples: int, generator, runs: int = 1,
-                              chunk: int = 1000) -> dict[str, float]:
-        """log Z by importance sampling over h1 alone, ``runs`` runs of ``samples``:
-            Z = E_{h1 ~ q}[p*(h1) / q(h1)]
-        with q the mixture of the mean-field posteriors of ``visible`` (:meth:`posterior_mixture`).
-        The floor gives q every state, so the estimate of Z is unbiased whatever the images; the
-        images only decide where it looks, and a poor choice can only lower the estimate."""
-        mixture = self.posterior_mixture(visible)
-        log_w = [self.mixture_log_weights(mixture, min(chunk, runs * samples - start), generator)
-                 for start in range(0, runs * samples, chunk)]
-        return ais_result(torch.cat(log_w), 0.0, runs=runs)
-
     def mixture_log_weights(self, mixture, count: int, generator) -> torch.Tensor:
         """log p*(h1) - log q(h1) for ``count`` draws h1 ~ q."""
         mu, log_q = mixture
         middle = bernoulli(mu[torch.randint(len(mu), (count,), generator=generator, device=mu.device)], generator)
         return self.log_p_star_h1(middle) - log_q(middle)
 
-    @torch.no_grad()
-    def reverse_log_partition(self, visible: torch.Tensor, *, chains: int, generator) -> float:
-        """log Z from above, if the chains have mixed: with h1 ~ p(h1) (here the h1 of ``chains``
-        Gibbs chains after ``gibbs_steps`` sweeps, as :meth:`sample`),
-            1 / Z = E_{h1 ~ p}[q(h1) / p*(h1)],
-        so -log mean(q / p*) is, in expectation, an upper bound on log Z (Jensen); q as in
-        :meth:`mixture_log_partition`. A check on the two lower bounds, not an estimate to report alone."""
-        _, log_q = self.posterior_mixture(visible)
+    def model_log_weights(self, mixture, chains: int, generator) -> torch.Tensor:
+        """log p*(h1) - log q(h1) for the h1 of ``chains`` Gibbs chains after ``gibbs_steps`` sweeps
+        from base-rate images (as :meth:`sample`): draws from p(h1) if the chains have mixed."""
         chain_v = self.base_rate_sample(chains, generator)
         top = bernoulli(self.mean_field(chain_v)[1], generator)
         for _ in range(self.config.gibbs_steps):
             chain_v, top, _ = self.gibbs_sweep(chain_v, top, generator)
         middle = bernoulli(self.h1_given(chain_v, top), generator)
-        ratio = log_q(middle) - self.log_p_star_h1(middle)
-        return -(float(torch.logsumexp(ratio, 0)) - math.log(chains))
+        return self.log_p_star_h1(middle) - mixture[1](middle)
+
+    @torch.no_grad()
+    def mixture_log_partition(self, visible: torch.Tensor, *, samples: int, chains: int, generator, runs: int = 1,
+                              chunk: int = 1000) -> dict:
+        """Three estimates of log Z over h1 alone, all from the mixture q of the mean-field
+        posteriors of ``visible`` (:meth:`posterior_mixture`), with w = p*(h1) / q(h1):
+        - ``mixture``: Z = E_q[w] from ``runs`` runs of ``samples`` draws of q (an :func:`ais_result`).
+          The floor gives q every state, so the estimate of Z is unbiased whatever the images (they
+          only decide where it looks): in expectation a lower bound on log Z.
+        - ``reverse``: 1/Z = E_p[1/w] from ``chains`` Gibbs chains (:meth:`model_log_weights`): in
+          expectation an upper bound on log Z, if the chains are draws from p.
+        - ``bridge``: Meng & Wong's optimal bridge between the two sets (:func:`bridge_log_ratio`):
+          consistent, and far less variable than either side when q and p overlap little."""
+        mixture = self.posterior_mixture(visible)
+        forward = torch.cat([self.mixture_log_weights(mixture, min(chunk, runs * samples - start), generator)
+                             for start in range(0, runs * samples, chunk)])
+        backward = self.model_log_weights(mixture, chains, generator)
+        return {"mixture": ais_result(forward, 0.0, runs=runs),
+                "reverse": -(float(torch.logsumexp(-backward, 0)) - math.log(chains)),
+                "bridge": bridge_log_ratio(forward, backward)}
 
     @torch.no_grad()
     def estimate_log_likelihood(self, images, *, num_chains: int, num_steps: int, generator, runs: int = 1,
@@ -316,13 +337,15 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         visible = images.flatten(1).to(self.bottom.weight.device)
         ais = self.ais_log_partition(num_chains=num_chains, num_steps=num_steps, generator=generator, runs=runs,
                                      progress=progress)
-        mixture = self.mixture_log_partition(visible, samples=MIXTURE_SAMPLES, generator=generator, runs=runs)
+        estimates = self.mixture_log_partition(visible, samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS,
+                                               generator=generator, runs=runs)
+        mixture = estimates["mixture"]
         partition = max(ais, mixture, key=lambda estimate: estimate["log_z"])  # both lower bounds: the tighter
         bound = float(self.variational_bound(visible).double().mean())
         report = likelihood_report(bound, partition, num_chains=num_chains, num_steps=num_steps, runs=runs,
                                    num_images=len(images))
-        log_z_reverse = self.reverse_log_partition(visible, chains=REVERSE_CHAINS, generator=generator)
         return {**report, "log_z_ais": ais["log_z"], "log_z_mixture": mixture["log_z"],
-                "log_z_reverse": log_z_reverse, "nll_reverse": log_z_reverse - bound,
+                "log_z_reverse": estimates["reverse"], "nll_reverse": estimates["reverse"] - bound,
+                "log_z_bridge": estimates["bridge"], "nll_bridge": estimates["bridge"] - bound,
                 "log_z_estimator": "AIS" if partition is ais else "posterior mixture",
                 "mixture_samples": MIXTURE_SAMPLES}
