@@ -284,6 +284,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         return (middle @ c1 + F.softplus(middle @ self.bottom.weight.double().T + b).sum(1)
                 + F.softplus(middle @ self.top.weight.double() + c2).sum(1))
 
+    @torch.no_grad()
     def posterior_mixture(self, visible: torch.Tensor):
         """The mixture q(h1) = (1/N) sum_n prod_j Bernoulli(h1_j; mu_nj) of the mean-field posteriors
         of ``visible`` (clamped to [MIXTURE_FLOOR, 1 - MIXTURE_FLOOR]): (component means, log q)."""
@@ -295,12 +296,14 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
 
         return mu, log_q
 
+    @torch.no_grad()
     def mixture_log_weights(self, mixture, count: int, generator) -> torch.Tensor:
         """log p*(h1) - log q(h1) for ``count`` draws h1 ~ q."""
         mu, log_q = mixture
         middle = bernoulli(mu[torch.randint(len(mu), (count,), generator=generator, device=mu.device)], generator)
         return self.log_p_star_h1(middle) - log_q(middle)
 
+    @torch.no_grad()
     def model_log_weights(self, mixture, chains: int, generator) -> torch.Tensor:
         """log p*(h1) - log q(h1) for the h1 of ``chains`` Gibbs chains after ``gibbs_steps`` sweeps
         from base-rate images (as :meth:`sample`): draws from p(h1) if the chains have mixed."""
