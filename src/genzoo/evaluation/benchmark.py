@@ -77,8 +77,8 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
             note="RBM with 500 hidden units, CD-25, 100 epochs, learning rate annealed to 2 %"),
         # 150 epochs (10 of pretraining per layer, then 130 joint): held-out reconstruction 45.9, FD
         # 13.3, classifier score 7.58, NLL 89.90 (log Z 546.5 by AIS). 400 epochs: reconstruction
-        # 44.2, FD 4.16, score 8.77, but AIS gave log Z 449.0 (an impossible NLL of 57.0) where the
-        # posterior-mixture estimate gives 473: AIS's chains never reached the data's modes.
+        # 44.2, FD 4.16, score 8.77, but AIS gave log Z 448.8 (an impossible NLL of 57.0) where the
+        # posterior-mixture estimate gives 473.2: AIS's chains never reached the data's modes.
         Row("dbm", "dbm", 400, ("pretrain_updates=30000", *DECAY), evaluation=RBM_EVAL,
             note="2-layer DBM (500-1000): 50 epochs of pretraining per layer, then 300 of joint training"),
         Row("vae", "vae", 300, (*BINARIZED_MLP_VAE, "kl_warmup_steps=30000", *DECAY), evaluation=LIKELIHOOD_EVAL,

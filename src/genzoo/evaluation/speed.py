@@ -243,14 +243,14 @@ def likelihood_speed(*, images: int = 8, importance_samples: int = 500, ais_step
         per_pass = (time.perf_counter() - started) / (images * per_image)
         results.append({"what": f"importance-sampled NLL, {what}, 10,000 test images",
                         "rate": f"{1 / per_pass:,.0f} samples/s", "minutes": samples * 10_000 * per_pass / 60})
-    for name in ("rbm", "dbm"):
-        model = build_model(rows[name].config(""), spec).eval()
+    boltzmann = {name: build_model(rows[name].config(""), spec).eval() for name in ("rbm", "dbm")}
+    for name, model in boltzmann.items():
         started = time.perf_counter()
         model.ais_log_partition(num_chains=100, num_steps=ais_steps, generator=generator)
         per_step = (time.perf_counter() - started) / ais_steps
         results.append({"what": f"AIS log Z, `{name}` row, 100 chains x 14,500 steps, one run",
                         "rate": f"{1 / per_step:,.0f} steps/s", "minutes": 14_500 * per_step / 60})
-    results.append(dbm_partition_checks_speed(model, samples=importance_samples, generator=generator))
+    results.append(dbm_partition_checks_speed(boltzmann["dbm"], samples=importance_samples, generator=generator))
     return results
 
 
