@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import genzoo
-from genzoo.errors import RunDirError, TrainingDiverged
+from genzoo.errors import ConfigError, RunDirError, TrainingDiverged
 from genzoo.trainer import Callback
 
 from .test_contract import tiny_config
@@ -118,3 +118,32 @@ def test_training_into_an_existing_run_is_refused(tmp_path):
         genzoo.train(config_for("ae", 1), tmp_path / "run", progress=False)
     with pytest.raises(RunDirError, match="does not exist"):
         genzoo.train(config_for("ae", 1), tmp_path / "nowhere", resume=True, progress=False)
+
+
+def test_a_run_started_from_another_continues_its_model(tmp_path):
+    """train.init_from: the new run (here with another objective) starts from the source's trained
+    state, update counter included, not from a fresh initialisation."""
+    genzoo.train(config_for("vae", 3), tmp_path / "source", progress=False)
+    fine_tune = genzoo.apply_overrides(config_for("vae", 1), ["objective=iwae", "importance_samples=3",
+                                                             f"train.init_from={tmp_path / 'source'}"])
+    genzoo.train(fine_tune, tmp_path / "tuned", progress=False)
+    fresh = genzoo.apply_overrides(config_for("vae", 1), ["objective=iwae", "importance_samples=3"])
+    genzoo.train(fresh, tmp_path / "fresh", progress=False)
+    source_loss = records(tmp_path / "source")[-1]["loss"]
+    tuned, fresh_loss = records(tmp_path / "tuned")[0]["loss"], records(tmp_path / "fresh")[0]["loss"]
+    assert tuned < source_loss + 10 < fresh_loss  # the IWAE bound is at most the ELBO in expectation
+    assert int(weights(tmp_path / "tuned")["updates"]) == 36 + 12
+
+
+def test_a_run_cannot_start_from_a_missing_or_different_model(tmp_path):
+    genzoo.train(config_for("vae", 1), tmp_path / "vae", progress=False)
+    genzoo.train(config_for("dae", 1), tmp_path / "dae", progress=False)
+    cases = [(tmp_path / "nowhere", "train.init_from: run directory .* does not exist"),
+             (tmp_path / "dae", "is a 'dae', not a 'vae'")]
+    for source, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            genzoo.train(genzoo.apply_overrides(config_for("vae", 1), [f"train.init_from={source}"]),
+                         tmp_path / "new", progress=False)
+    wider = genzoo.apply_overrides(config_for("vae", 1), ["latent_dim=3", f"train.init_from={tmp_path / 'vae'}"])
+    with pytest.raises(ConfigError, match="do not fit this config"):
+        genzoo.train(wider, tmp_path / "new", progress=False)

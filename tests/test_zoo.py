@@ -26,9 +26,13 @@ def tiny_zoo(tmp_path_factory):
     """A zoo of two tiny models built from real (fake-data) runs."""
     base = tmp_path_factory.mktemp("zoo")
     runs, root = base / "runs", base / "zoo"
-    rows = [Row("tiny-gan", "gan", 1, note="a tiny GAN"), Row("tiny-vae", "vae", 1, note="a tiny VAE", zoo_dtype="float32")]
+    rows = [Row("tiny-gan", "gan", 1, note="a tiny GAN"), Row("tiny-vae", "vae", 1, note="a tiny VAE", zoo_dtype="float32"),
+            Row("tiny-iwae", "vae", 1, ("objective=iwae",), note="the tiny VAE fine-tuned", start_from="tiny-vae")]
     for row in rows:
-        genzoo.train(tiny_config(row.model, epochs=1, max_batches=3, eval_batches=1), runs / row.label, progress=False)
+        start = [f"train.init_from={runs / row.start_from}"] if row.start_from else []
+        config = genzoo.apply_overrides(tiny_config(row.model, epochs=1, max_batches=3, eval_batches=1),
+                                        [*row.overrides, *start])
+        genzoo.train(config, runs / row.label, progress=False)
         result = evaluate_run(genzoo.load_run(runs / row.label), EvaluationOptions(metrics=("test-loss",)))
         write_result({**result, "weights_dtype": row.zoo_dtype}, runs / row.label / "eval.json")
     build(rows, runs, root)
@@ -43,7 +47,7 @@ def installed(tiny_zoo, monkeypatch):
 
 def test_build_writes_checksummed_entries_in_their_dtype(tiny_zoo):
     index = json.loads((tiny_zoo / "index.json").read_text())
-    assert set(index["models"]) == {"tiny-gan", "tiny-vae"}
+    assert set(index["models"]) == {"tiny-gan", "tiny-vae", "tiny-iwae"}
     gan = tiny_zoo / "models" / "tiny-gan"
     assert {"model.safetensors", "config.toml", "meta.json", "eval.json", "metrics.jsonl", "MODEL_CARD.md"} <= set(
         index["models"]["tiny-gan"]["files"])
@@ -55,6 +59,19 @@ def test_build_writes_checksummed_entries_in_their_dtype(tiny_zoo):
                if json.loads(line)["kind"] == "epoch"]
     card = (gan / "MODEL_CARD.md").read_text()
     assert f"median epoch {seconds[0]:.1f} s" in card and "`genzoo benchmark mnist --rows tiny-gan`" in card
+
+
+def test_a_fine_tuned_entry_retrains_from_the_zoo_model_it_started_from(installed, tmp_path, monkeypatch):
+    entry = installed / "models" / "tiny-iwae"
+    config = genzoo.read_config(entry / "config.toml")
+    assert config.train.init_from == "zoo:tiny-vae"
+    card = (entry / "MODEL_CARD.md").read_text()
+    assert "starting from `zoo:tiny-vae`" in card and "`genzoo benchmark mnist --rows tiny-vae,tiny-iwae`" in card
+    monkeypatch.chdir(tmp_path)
+    config = genzoo.apply_overrides(config, ["data.dataset=fake", "train.max_batches=1", "train.eval_batches=1"])
+    genzoo.train(config, tmp_path / "again", progress=False)
+    shipped = load_file(str(installed / "models" / "tiny-vae" / "model.safetensors"))
+    assert int(load_file(str(tmp_path / "again" / "model.safetensors"))["updates"]) == int(shipped["updates"]) + 1
 
 
 def test_a_zoo_name_loads_wherever_a_run_does(installed, tmp_path, monkeypatch):
@@ -89,7 +106,7 @@ def test_a_damaged_file_fails_its_checksum(installed, capsys):
 
 def test_an_unknown_zoo_name_lists_the_known_ones(installed, capsys):
     assert main(["sample", "zoo:nope", "--num", "1", "--out", "x.png"]) == 1
-    assert "unknown zoo model 'nope'; zoo models: tiny-gan, tiny-vae" in capsys.readouterr().err
+    assert "unknown zoo model 'nope'; zoo models: tiny-gan, tiny-vae, tiny-iwae" in capsys.readouterr().err
 
 
 SHIPPED = sorted(zoo.entries())
@@ -127,3 +144,11 @@ def test_the_results_table_names_the_dbms_log_z_estimator_and_its_check_from_abo
     assert "posterior-mixture IS" in line and f"mixed: NLL {metrics['nll_reverse']:.2f}" in line
     assert f"bridge: NLL {metrics['nll_bridge']:.2f}" in line and metrics["nll"] < metrics["nll_bridge"] < metrics["nll_reverse"]
     assert result["metrics"]["log_z"] == max(result["metrics"]["log_z_ais"], result["metrics"]["log_z_mixture"])
+
+
+def test_a_row_that_starts_from_an_untrained_row_says_which_to_run_first(tmp_path):
+    from genzoo.errors import GenzooError
+    from genzoo.evaluation.benchmark import _train_row
+
+    with pytest.raises(GenzooError, match="row iwae starts from row vae.*--rows vae` first"):
+        _train_row(Row("iwae", "vae", 1, start_from="vae"), tmp_path / "iwae", "", progress=False)

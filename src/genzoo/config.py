@@ -123,6 +123,10 @@ class TrainConfig(Validated):
     # keeps float32's range and so needs no loss scaling. float16 is not offered: its gradients need
     # a scaler threaded through every model's own backward and step calls. Every figure here is float32.
     precision: Literal["float32", "bf16"] = "float32"
+    # Fine-tuning: a run directory or zoo:NAME of the same model whose trained state this run
+    # starts from (weights and buffers, its update counters too, so that schedules they drive, such
+    # as a KL warm-up or greedy pretraining, do not restart). Read at a fresh start only.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()

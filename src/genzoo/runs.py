@@ -165,6 +165,8 @@ def train(
     train_data, test_data = load_split(config.data, "train"), load_split(config.data, "test")
     spec = train_data.spec
     model = build_model(config, spec)
+    if config.train.init_from and not resume:
+        initialize_from(model, config)
     callbacks = (*callbacks, UnusedLatent())
     if sample_quality and isinstance(model, Sampler):
         evaluator = bundled_evaluator(config.data.dataset)
@@ -216,6 +218,23 @@ def train(
     return trainer
 
 
+def initialize_from(model: GenerativeModel, config: RunConfig) -> None:
+    """Load the trained state of ``config.train.init_from`` (a run directory or zoo name) into
+    ``model``; a clear error if it is another model or does not fit this config."""
+    source = config.train.init_from
+    try:
+        trained = load_run(source)
+    except RunDirError as exc:
+        raise ConfigError(f"train.init_from: {exc}") from None
+    if trained.config.model != config.model:
+        raise ConfigError(f"train.init_from: {source} is a {trained.config.model!r}, not a {config.model!r}")
+    try:
+        model.load_state_dict(trained.model.state_dict())
+    except RuntimeError as exc:
+        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ConfigError(f"train.init_from: the weights of {source} do not fit this config ({detail})") from None
+
+
 def with_data_root(config: RunConfig) -> RunConfig:
     """The config with the data root a named dataset is read from written out, so that the run
     directory remembers where its data came from (``genzoo plot RUN`` then finds it)."""
@@ -228,7 +247,8 @@ def with_data_root(config: RunConfig) -> RunConfig:
 # Fields a resumed run may change: the budget, where it runs and reads data, how fast it learns,
 # and what it does around training. Anything else would not continue the same experiment.
 RESUMABLE = {("train", "epochs"), ("train", "device"), ("data", "data_dir"), ("train", "overhead_budget"),
-             ("train", "compile"), ("train", "lr_schedule"), ("train", "lr_final"), ("train", "channels_last")}
+             ("train", "compile"), ("train", "lr_schedule"), ("train", "lr_final"), ("train", "channels_last"),
+             ("train", "init_from")}  # read at a fresh start only
 
 
 def resumable(section: str, name: str) -> bool:

@@ -58,10 +58,13 @@ def model_card(label: str, note: str, config, result: dict, epochs: list[dict]) 
     # machine; the median epoch does not, so the card gives both.
     minutes = sum(e["seconds"] for e in epochs) / 60
     median = statistics.median(e["seconds"] for e in epochs)
+    source = config.train.init_from.removeprefix("zoo:")
+    start = f", starting from `zoo:{source}`" if source else ""
+    rows = f"{source},{label}" if source else label
     lines = [f"# zoo:{label}", "", note, "",
-             f"- model: `{config.model}`, trained {epochs[-1]['epoch']} epochs on MNIST "
+             f"- model: `{config.model}`, trained {epochs[-1]['epoch']} epochs on MNIST{start} "
              f"({minutes:.1f} min of training on a 2-core CPU, median epoch {median:.1f} s), seed {config.train.seed}",
-             f"- reproduce: `genzoo benchmark mnist --rows {label}` (trains into runs/benchmark-mnist/{label}), "
+             f"- reproduce: `genzoo benchmark mnist --rows {rows}` (trains into runs/benchmark-mnist/{label}), "
              f"or `genzoo train --config config.toml`",
              f"- weights: {result.get('weights_dtype', 'float32')}; evaluated as shipped", "",
              "| metric | value | real-vs-real floor |", "|---|---:|---:|"]
@@ -87,8 +90,10 @@ def build(rows, runs_dir: Path, root: Path) -> dict:
             shutil.rmtree(dest)
         (dest / "samples").mkdir(parents=True)
         config = read_config(run_dir / CONFIG)
+        # A fine-tuned row starts from the shipped model of the row it started from.
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=""),
-                                     train=dataclasses.replace(config.train, device="auto"))
+                                     train=dataclasses.replace(config.train, device="auto",
+                                                               init_from=row.start_from and f"zoo:{row.start_from}"))
         atomic_write_text(dest / CONFIG, to_toml(config))
         shutil.copyfile(run_dir / META, dest / META)
         model = load_run(run_dir).model
