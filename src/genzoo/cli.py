@@ -122,7 +122,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--split", choices=["test", "train"], default="test", help="reference split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--importance-samples", type=int, help="K of the importance-sampled NLL (quick 500, full 5000)")
-    p.add_argument("--likelihood-images", type=int, help="test images used for likelihoods (quick 1000, full 0 = all)")
+    p.add_argument("--likelihood-images", type=int, help="test images used for likelihoods (quick 1000, full 0 = all); "
+                                                           "a DBM's log Z mixture is built from the same images")
     p.add_argument("--ais-chains", type=int, help="AIS chains for log Z (Boltzmann machines; 100)")
     p.add_argument("--ais-steps", type=int, help="AIS intermediate distributions (14500)")
     p.add_argument("--ais-runs", type=int, help="independent AIS runs (quick 1, full 5)")

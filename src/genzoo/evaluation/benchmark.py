@@ -266,7 +266,7 @@ def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
              "|---|---|---|---:|---:|---:|"]
     for row, result, train_seconds in results:
         loss = result["metrics"].get("test_loss")
-        budget = f"{row.epochs} epoch{'s' if row.epochs > 1 else ''}"
+        budget = f"{row.epochs} epoch{'s' if row.epochs > 1 else ''}" + (f" after `{row.start_from}`" if row.start_from else "")
         lines.append(f"| `{row.label}` | {row.model} | {budget} | {_minutes(train_seconds)} | "
                      f"{_minutes(result['seconds'])} | {_cell(loss, digits=1)} |")
     lines += ["", "Held-out loss: the model's own loss on the test split (autoencoders and VAEs: nats per "
