@@ -20,6 +20,7 @@ from genzoo.models.adversarial import (
     discriminator_loss,
     generator_loss,
     mixes_batch,
+    r1_penalty,
 )
 from genzoo.models.context_encoder import mean_fill, square_masks
 from genzoo.models.lapgan import laplacian_pyramid, upsample
@@ -69,6 +70,29 @@ def test_a_hinge_iteration_steps_the_discriminator_on_the_hinge_then_the_generat
         ((1 - before_real).relu().mean() + (1 + before_fake).relu().mean()).item(), rel=1e-5)
     assert metrics["generator_loss"].item() == pytest.approx(-after_fake.mean().item(), rel=1e-5)
     assert not torch.equal(after_fake, before_fake)  # the discriminator stepped before the generator's loss
+
+
+def test_the_r1_penalty_is_the_squared_input_gradient_and_enters_the_discriminator_step():
+    """For a linear discriminator l(x) = w.x + b, E ||grad_x l||^2 = ||w||^2, and the penalty adds
+    gamma * w to the gradient of w (Mescheder et al. 2018)."""
+    generator = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(784, 1)
+    real = torch.rand(8, 1, 28, 28, generator=generator).requires_grad_(True)
+    logits = linear(real.flatten(1)).squeeze(1)
+    assert r1_penalty(logits, real).item() == pytest.approx(linear.weight.pow(2).sum().item(), rel=1e-5)
+
+    def discriminate(images, labels=None):
+        return linear(images.flatten(1)).squeeze(1)
+
+    config = genzoo.apply_overrides(tiny_config("gan"), ["r1_weight=3"]).model_config
+    fake_source = torch.nn.Parameter(torch.rand(8, 1, 28, 28, generator=generator))
+    optimizers = {"discriminator": torch.optim.SGD(linear.parameters(), lr=0.0),
+                  "generator": torch.optim.SGD([fake_source], lr=0.0)}
+    real = real.detach()
+    plain = discriminator_loss(discriminate(real), discriminate(fake_source.detach()), label_smoothing=0.0)
+    expected = torch.autograd.grad(plain, linear.weight)[0] + 3 * linear.weight.detach()
+    adversarial_iteration(config, discriminate, optimizers, real=real, fake=fake_source * 1, joint_batch=True)
+    torch.testing.assert_close(linear.weight.grad, expected)
 
 
 @pytest.mark.parametrize("name", ["gan", "cgan", "dcgan", "context-encoder", "lapgan"])

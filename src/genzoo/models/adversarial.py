@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Between, ConfigError, Fraction, Rate, Validated
+from ..config import Between, ConfigError, Fraction, NonNegative, Rate, Validated
 from ..data import Batch, DataFormat, DataSpec, to_unit_range
 from .base import GenerativeModel, Metrics, Sampler
 from .layers import adam
@@ -41,6 +41,9 @@ class AdversarialTraining(Validated):
     learning_rate: Rate = 2e-4  # Adam for both players (Radford et al. 2016)
     generator_rate_ratio: Rate = 1.0  # the generator's rate as a multiple of learning_rate (Heusel et al. 2017: two rates)
     beta1: Fraction = 0.5  # Adam's beta1; Radford et al.: 0.9 oscillates and is unstable, 0.5 trains
+    # gamma of the R1 penalty (Mescheder et al. 2018): the discriminator's loss gains
+    # gamma / 2 * E ||grad_x l(x)||^2 over real images x (l: its logit); 0 = off.
+    r1_weight: NonNegative = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,6 +73,13 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, 
     real_targets = torch.full_like(real_logits, 1.0 - label_smoothing)
     return (F.binary_cross_entropy_with_logits(real_logits, real_targets)
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """E ||grad_x l(x)||^2 over the batch, differentiable (for the discriminator's step); ``real``
+    must require gradients and be what ``real_logits`` were computed from."""
+    (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return gradient.pow(2).flatten(1).sum(1).mean()
 
 
 def generator_loss(fake_logits: torch.Tensor, kind: Literal["non-saturating", "minimax", "hinge"]) -> torch.Tensor:
@@ -247,6 +257,8 @@ def adversarial_iteration(
     d_optimizer, g_optimizer = optimizers["discriminator"], optimizers["generator"]
     d_losses, d_real, d_fake = [], [], []
     for real_chunk, fake_chunk, label_chunk in zip(real.chunk(k), fake.detach().chunk(k), _chunk(labels, k), strict=True):
+        if config.r1_weight:
+            real_chunk = real_chunk.detach().requires_grad_(True)
         if joint_batch:
             both_labels = None if label_chunk is None else torch.cat([label_chunk, label_chunk])
             real_logits, fake_logits = discriminate(torch.cat([real_chunk, fake_chunk]), both_labels).split(
@@ -256,6 +268,8 @@ def adversarial_iteration(
             fake_logits = discriminate(fake_chunk, label_chunk)
         loss = discriminator_loss(real_logits, fake_logits, label_smoothing=config.label_smoothing,
                                   kind=config.adversarial_loss)
+        if config.r1_weight:
+            loss = loss + 0.5 * config.r1_weight * r1_penalty(real_logits, real_chunk)
         d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         d_optimizer.step()
