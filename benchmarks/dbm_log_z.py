@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
-from pathlib import Path
 
 import torch
+from shared_data import mnist_root
 
 import genzoo
 from genzoo.data import bernoulli
@@ -80,7 +79,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=14_500, help="intermediate distributions of both AIS paths")
     parser.add_argument("--images", type=int, default=10_000)
     args = parser.parse_args()
-    data_dir = os.environ.get("GENZOO_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    data_dir = mnist_root()
     model = genzoo.load(args.run)
     test = genzoo.load_dataset("mnist", "test", data_dir=data_dir, download=False)
     generator = torch.Generator().manual_seed(0)

@@ -13,10 +13,9 @@ A pool equal to --samples is the unranked sampler. About a minute per pool size 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import torch
+from shared_data import mnist_root
 
 from genzoo.evaluation.evaluator import bundled_evaluator
 from genzoo.evaluation.suite import draw_samples, sample_set_metrics
@@ -40,8 +39,7 @@ def main() -> None:
     parser.add_argument("pools", nargs="+", type=int, help="candidate pool sizes (at least --samples)")
     parser.add_argument("--samples", type=int, default=10_000)
     args = parser.parse_args()
-    if "GENZOO_DATA" not in os.environ and Path("../shared/data").is_dir():
-        os.environ["GENZOO_DATA"] = str(Path("../shared/data").resolve())
+    mnist_root()
     run = load_run(args.run)
     if not isinstance(run.model, LatentGAN) or run.model.conditional:
         parser.error(f"{args.run} is not an unconditional latent-variable GAN")

@@ -13,11 +13,11 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import tempfile
 from pathlib import Path
 
 import torch
+from shared_data import mnist_root
 
 import genzoo
 from genzoo.models import draw
@@ -109,8 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     if unknown := [name for name in args.variants if name not in VARIANTS]:
         parser.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
-    root = Path(__file__).resolve().parent.parent
-    data_dir = os.environ.get("GENZOO_DATA") or str(root.parent / "shared" / "data")
+    data_dir = mnist_root()
     print(f"| variant | test KL | test loss |  ({args.batches} batches of T = 16 DRAW)\n|---|---:|---:|")
     for name in args.variants or VARIANTS:
         result = run(name, args.batches, data_dir)

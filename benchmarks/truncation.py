@@ -11,10 +11,9 @@ applied to the model from outside: it is not a genzoo option (it did not help)."
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import torch
+from shared_data import mnist_root
 
 from genzoo.evaluation.evaluator import bundled_evaluator
 from genzoo.evaluation.suite import draw_samples, sample_set_metrics
@@ -42,8 +41,7 @@ def main() -> None:
     parser.add_argument("thresholds", nargs="+", type=float, help="t values; 0 = no truncation")
     parser.add_argument("--samples", type=int, default=10_000)
     args = parser.parse_args()
-    if "GENZOO_DATA" not in os.environ and Path("../shared/data").is_dir():
-        os.environ["GENZOO_DATA"] = str(Path("../shared/data").resolve())
+    mnist_root()
     run = load_run(args.run)
     if not isinstance(run.model, LatentGAN):
         parser.error(f"{args.run} is not a latent-variable GAN")

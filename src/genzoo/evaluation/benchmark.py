@@ -174,7 +174,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
 
 def _experiment(config):
     """A config without the fields that do not change the experiment (where data and compute are,
-    and the budget: a row given more epochs continues its run)."""
+    where the row it starts from lies, and the budget: a row given more epochs continues its run)."""
     return dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=""),
                                train=dataclasses.replace(config.train, device="cpu", epochs=1, init_from=""))
 
