@@ -15,14 +15,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-from shared_data import mnist_root
+from shared_data import SampleScores, mnist_root
 
-from genzoo.evaluation.evaluator import bundled_evaluator
-from genzoo.evaluation.suite import draw_samples, sample_set_metrics
+from genzoo.evaluation.suite import draw_samples
 from genzoo.models.adversarial import LatentGAN, batch_statistics
-from genzoo.runs import load_run, load_split
-
-METRICS = ["fd", "prdc", "classifier-score", "class-coverage"]
+from genzoo.runs import load_run
 
 
 @torch.no_grad()
@@ -45,19 +42,16 @@ def main() -> None:
         parser.error(f"{args.run} is not an unconditional latent-variable GAN")
     if min(args.pools) < args.samples:
         parser.error("every pool must hold at least --samples images")
-    evaluator = bundled_evaluator(run.config.data.dataset)
-    real = load_split(run.config.data, "test").images[: args.samples].float() / 255
+    sample_scores = SampleScores(run, args.samples)
     pool, _ = draw_samples(run, max(args.pools), seed=0)
     scores = logits(run.model, pool)
-    _, probabilities = evaluator.features_and_probabilities(pool)
+    _, probabilities = sample_scores.evaluator.features_and_probabilities(pool)
     correlation = torch.corrcoef(torch.stack([scores, probabilities.max(1).values]))[0, 1]
     print(f"{args.run}: correlation of the discriminator's logit with the classifier's confidence {correlation:.2f}")
     for size in args.pools:
         candidates = scores[:size]
         kept = pool[:size][candidates.argsort(descending=True)[: args.samples]]
-        metrics = sample_set_metrics(evaluator, real, kept, fake_labels=None, seed=0, which=METRICS)
-        shown = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if k != "class_entropy_max_bits")
-        print(f"{args.run}  best {args.samples} of {size}:  {shown}", flush=True)
+        print(f"{args.run}  best {args.samples} of {size}:  {sample_scores.line(kept)}", flush=True)
 
 
 if __name__ == "__main__":

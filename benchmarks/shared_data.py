@@ -1,9 +1,18 @@
-"""Where the benchmark scripts read MNIST (imported by them as a sibling module)."""
+"""What the benchmark scripts share (imported by them as a sibling module): where they read MNIST,
+and the benchmark's sample metrics as one printed line."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import torch
+
+from genzoo.evaluation.evaluator import bundled_evaluator
+from genzoo.evaluation.suite import sample_set_metrics
+from genzoo.runs import Run, load_split
+
+SAMPLE_METRICS = ["fd", "prdc", "classifier-score", "class-coverage"]
 
 
 def mnist_root() -> str:
@@ -15,3 +24,17 @@ def mnist_root() -> str:
         if shared.is_dir():
             os.environ["GENZOO_DATA"] = str(shared)
     return os.environ.get("GENZOO_DATA", "")
+
+
+class SampleScores:
+    """The benchmark's sample metrics (FD, precision and recall, classifier score, class coverage)
+    of sample sets against the first ``num`` images of ``run``'s test split, seed 0."""
+
+    def __init__(self, run: Run, num: int):
+        self.evaluator = bundled_evaluator(run.config.data.dataset)
+        self.real = load_split(run.config.data, "test").images[:num].float() / 255
+
+    def line(self, fake: torch.Tensor, labels: torch.Tensor | None = None) -> str:
+        """``fake`` ([0, 1] images) scored, as "name value, ..."."""
+        metrics = sample_set_metrics(self.evaluator, self.real, fake, fake_labels=labels, seed=0, which=SAMPLE_METRICS)
+        return ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if k != "class_entropy_max_bits")

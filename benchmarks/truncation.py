@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-from shared_data import mnist_root
+from shared_data import SampleScores, mnist_root
 
-from genzoo.evaluation.evaluator import bundled_evaluator
-from genzoo.evaluation.suite import draw_samples, sample_set_metrics
+from genzoo.evaluation.suite import draw_samples
 from genzoo.models.adversarial import LatentGAN
-from genzoo.runs import load_run, load_split
-
-METRICS = ["fd", "prdc", "classifier-score", "class-coverage"]
+from genzoo.runs import load_run
 
 
 def truncated(latents, threshold: float):
@@ -46,15 +43,12 @@ def main() -> None:
     if not isinstance(run.model, LatentGAN):
         parser.error(f"{args.run} is not a latent-variable GAN")
     model = run.model.eval()
-    evaluator = bundled_evaluator(run.config.data.dataset)
-    real = load_split(run.config.data, "test").images[: args.samples].float() / 255
+    scores = SampleScores(run, args.samples)
     untruncated = model.latents
     for threshold in args.thresholds:
         model.latents = truncated(untruncated, threshold)
         fake, labels = draw_samples(run, args.samples, seed=0)
-        metrics = sample_set_metrics(evaluator, real, fake, fake_labels=labels, seed=0, which=METRICS)
-        shown = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if k != "class_entropy_max_bits")
-        print(f"{args.run}  t = {threshold:g}:  {shown}", flush=True)
+        print(f"{args.run}  t = {threshold:g}:  {scores.line(fake, labels)}", flush=True)
 
 
 if __name__ == "__main__":
