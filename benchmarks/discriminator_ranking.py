@@ -1,5 +1,5 @@
 """Keeping a GAN's samples that its own discriminator likes best (in the spirit of discriminator
-rejection sampling, Azadi et al. 2019): draw ``--pool`` samples, rank them by the discriminator's
+rejection sampling, Azadi et al. 2019): draw a pool of samples, rank them by the discriminator's
 logit (batch norm by batch statistics, as in training), keep the top ``--samples``, and score them
 with the benchmark's sample metrics (MNIST's test split as the reference). Also prints how well the
 logit tracks the bundled classifier's confidence. The pilot behind README's note that the
