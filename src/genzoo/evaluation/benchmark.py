@@ -110,9 +110,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # (8.24 against 7.71 at epoch 34); the lead faded as the rate annealed (7.99 against 8.02 at 60).
         # The R1 penalty as well (gamma 1, as `dcgan`; not shipped): FD 12.3, score 8.02, the per-epoch score
         # 5.00, 7.35, 8.04, 8.13 and 7.95 at epochs 10, 20, 30, 40 and 60 (without: 5.49, 7.59, 8.13, 8.20, 7.99).
-        Row("gan", "gan", 60, ("minibatch_std_group=4", "generator_average=0.999", *DECAY),
-            note="the lectures' MLP GAN, non-saturating loss, minibatch-std feature in the discriminator, "
-                 "samples from the generator's running average"),
+        Row("gan", "gan", 60, ("minibatch_std_group=4", "generator_average=0.999", "r1_weight=1", "learning_rate=0.001",
+                               *DECAY),
+            note="the lectures' MLP GAN, non-saturating loss, minibatch-std feature and R1 penalty (gamma 1) in the "
+                 "discriminator, learning rate 1e-3 annealed, samples from the generator's running average"),
         # 12 epochs annealed to 2 %: FD 21.8, score 6.80, the per-epoch score flat at 6.86-6.89 over
         # epochs 8-12; with a minibatch-std channel as well: 6.49-6.55. At a constant rate the score
         # rises: 7.10, 7.41, 7.75 at epochs 10, 20, 30 (FD 11.4, score 7.77), then flat at 7.75-7.86 over
@@ -155,8 +156,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 20 with the averaged generators: FD 19.8, 7.37 (per-epoch 5.67 at epoch 10, 7.47 at 20); over
         # 30: FD 15.9, 7.84 (per-epoch 7.80 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29);
         # over 70: FD 11.7, 8.32 (per-epoch 8.35, 8.45, 8.45-8.53 at 50, 60, 66-70: flattening).
-        Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
-            note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
+        Row("lapgan", "lapgan", 70, ("generator_average=0.999", "r1_weight=1", "learning_rate=0.001"),
+            note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, R1 penalty (gamma 1) on "
+                 "the discriminators, learning rate 1e-3, averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
         Row("dbn", "dbn", 60, ("hidden_layers=500,500,2000", "updates_per_layer=12000", "cd_steps=10"),
             note="3-layer DBN (500-500-2000), 20 epochs per layer, CD-10"),
