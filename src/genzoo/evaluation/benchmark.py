@@ -162,7 +162,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # penalty (gamma 1) at a rate of 1e-3, as `gan` and `dcgan`, started faster and then stalled: 3.52,
         # 5.11, 5.67 at epochs 1, 3, 6 (this row: 1.13, 3.15, 4.16), then 5.36-5.77 over 7-14 (6.93 at 14),
         # its discriminators at chance (D(x) 0.51, generator loss 0.71, about ln 2) and the samples' classes
-        # less even (3.03 bits at 14; this row 3.21).
+        # less even (3.03 bits at 14; this row 3.21). Gamma 0.1 (a 14-epoch pilot): 6.10-6.23 over epochs 9-14.
         Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
             note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
