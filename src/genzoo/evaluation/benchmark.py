@@ -136,6 +136,8 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # score 7.85, 8.31, 8.35, 8.54 at epochs 10, 20, 30, 40 (FD 3.93, score 8.53 there), 8.57-8.68 over
         # epochs 49-65, 8.73-8.76 over 66-70: FD 3.11, score 8.68; median epoch 50.5 s, D(x) 0.52. Continued at
         # 1e-3 past 70 (the row at 110 resumes the run), it fell back: 8.63-8.72 over 71-80, 8.58-8.67 over 81-91.
+        # Annealed from 1e-3 to 2 % over 10 more epochs instead (init_from): 8.74-8.80, FD 3.05, score 8.73.
+        # Without R1 at 1e-3 (6-epoch pilot): 7.46 at epoch 6 (with: 7.59), 31 s an epoch (50 s).
         Row("dcgan", "dcgan", 70, ("generator_average=0.999", "r1_weight=1", "learning_rate=0.001"),
             note="Radford et al. DCGAN (generator 128-64 channels), R1 penalty (gamma 1) on the discriminator, "
                  "learning rate 1e-3 (the paper's: 2e-4), samples from the generator's running average"),
