@@ -161,7 +161,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 20 with the averaged generators: FD 19.8, 7.37 (per-epoch 5.67 at epoch 10, 7.47 at 20); over
         # 30: FD 15.9, 7.84 (per-epoch 7.80 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29);
         # over 70: FD 11.7, 8.32 (per-epoch 8.35, 8.45, 8.45-8.53 at 50, 60, 66-70: flattening). The R1
-        # penalty (gamma 1) at a rate of 1e-3, as `gan` and `dcgan`, started faster and then stalled: 3.52,
+        # penalty (gamma 1) at a rate of 1e-3, as `dcgan`, started faster and then stalled: 3.52,
         # 5.11, 5.67 at epochs 1, 3, 6 (this row: 1.13, 3.15, 4.16), then 5.36-5.77 over 7-14 (6.93 at 14),
         # its discriminators at chance (D(x) 0.51, generator loss 0.71, about ln 2) and the samples' classes
         # less even (3.03 bits at 14; this row 3.21). Gamma 0.1 (a 14-epoch pilot): 6.10-6.23 over epochs 9-14.
