@@ -112,10 +112,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 5.00, 7.35, 8.04, 8.13 and 7.95 at epochs 10, 20, 30, 40 and 60 (without: 5.49, 7.59, 8.13, 8.20, 7.99).
         # A rate of 1e-3: 6-epoch pilots at a constant rate gave 6.96 at epoch 6, 6.85 with R1 as well (2e-4:
         # 2.28). Over the row's 60 epochs with R1: 8.51-8.59 over epochs 44-60, FD 4.24, score 8.72, 16.6 min.
-        # Without (shipped): 7.52, 8.39, 8.55, 8.81 at epochs 10, 20, 30, 40, 8.82-8.87 over 45-54, 8.78-8.79
+        # Without, 60 epochs: 7.52, 8.39, 8.55, 8.81 at epochs 10, 20, 30, 40, 8.82-8.87 over 45-54, 8.78-8.79
         # over 56-60: FD 4.19 (was 11.7), score 8.83 (8.09), recall 0.79 (0.38); median epoch 13.2 s. Over 100
-        # epochs (the same recipe; shipped): 8.83 at 30, 8.99-9.15 over 45-65, 8.82-8.98 over 66-80, 8.87-8.91
-        # over 81-100: FD 2.79, score 9.03, recall 0.82.
+        # epochs (the same recipe; shipped): 8.83 at 30, 8.97-9.15 over 45-65, 8.82-9.01 over 66-80, 8.87-8.94
+        # over 81-100: FD 2.79, score 9.03, recall 0.82; median epoch 14.3 s.
         Row("gan", "gan", 100, ("minibatch_std_group=4", "generator_average=0.999", "learning_rate=0.001", *DECAY),
             note="the lectures' MLP GAN, non-saturating loss, minibatch-std feature in the discriminator, learning "
                  "rate 1e-3 annealed, samples from the generator's running average"),
