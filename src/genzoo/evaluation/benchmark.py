@@ -173,7 +173,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 5.11, 5.67 at epochs 1, 3, 6 (this row: 1.13, 3.15, 4.16), then 5.36-5.77 over 7-14 (6.93 at 14),
         # its discriminators at chance (D(x) 0.51, generator loss 0.71, about ln 2) and the samples' classes
         # less even (3.03 bits at 14; this row 3.21). Gamma 0.1 (a 14-epoch pilot): 6.10-6.23 over epochs 9-14.
-        # A rate of 1e-3 without R1 (as `gan`) led early, then ran into this row's curve: 6.93, 7.44, 8.00 at
+        # A rate of 1e-3 without R1 (as the 100-epoch `gan`) led early, then ran into this row's curve: 6.93, 7.44, 8.00 at
         # epochs 7, 14, 30 (this row: 4.28, 6.93, 7.92), 8.15-8.32 over 36-40 (8.29 at 40); 40 epochs (25.7 min):
         # FD 12.6, score 8.11 (this row at 40: 13.6, 8.08).
         Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
