@@ -146,6 +146,8 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 1e-3 past 70 (the row at 110 resumes the run), it fell back: 8.63-8.72 over 71-80, 8.58-8.67 over 81-91.
         # Annealed from 1e-3 to 2 % over 10 more epochs instead (init_from): 8.74-8.80, FD 3.05, score 8.73.
         # Without R1 at 1e-3 (6-epoch pilot): 7.46 at epoch 6 (with: 7.59), 31 s an epoch (50 s).
+        # Annealed (cosine to 2 %) over the row's own 70 epochs, from scratch (not shipped): 7.80, 8.02, 8.40,
+        # 8.31 at epochs 10, 20, 30, 40, then flat at 8.31-8.38 over 41-70: FD 3.57, score 8.57; 64.6 min.
         Row("dcgan", "dcgan", 70, ("generator_average=0.999", "r1_weight=1", "learning_rate=0.001"),
             note="Radford et al. DCGAN (generator 128-64 channels), R1 penalty (gamma 1) on the discriminator, "
                  "learning rate 1e-3 (the paper's: 2e-4), samples from the generator's running average"),
