@@ -114,7 +114,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 2.28). Over the row's 60 epochs with R1: 8.51-8.59 over epochs 44-60, FD 4.24, score 8.72, 16.6 min.
         # Without, 60 epochs: 7.52, 8.39, 8.55, 8.81 at epochs 10, 20, 30, 40, 8.82-8.87 over 45-54, 8.78-8.79
         # over 56-60: FD 4.19 (was 11.7), score 8.83 (8.09), recall 0.79 (0.38); median epoch 13.2 s. Over 100
-        # epochs (the same recipe; shipped): 8.83 at 30, 8.97-9.15 over 45-65, 8.82-9.01 over 66-80, 8.87-8.94
+        # epochs (the same recipe; shipped before this row): 8.83 at 30, 8.97-9.15 over 45-65, 8.82-9.01 over 66-80, 8.87-8.94
         # over 81-100: FD 2.79, score 9.03, recall 0.82; median epoch 14.3 s. Over 150 epochs without R1 the
         # discriminator ran away (D(x) 0.69 at epoch 10, 0.92-0.99 over 16-44) and the score fell from 7.75 at 10
         # to 6.30 at 43, where it was stopped; the 100-epoch run had come through a smaller surge (D(x) 0.75 at
@@ -171,13 +171,13 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 20 with the averaged generators: FD 19.8, 7.37 (per-epoch 5.67 at epoch 10, 7.47 at 20); over
         # 30: FD 15.9, 7.84 (per-epoch 7.80 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29);
         # over 70: FD 11.7, 8.32 (per-epoch 8.35, 8.45, 8.45-8.53 at 50, 60, 66-70: flattening). The R1
-        # penalty (gamma 1) at a rate of 1e-3, as `dcgan`, started faster and then stalled: 3.52,
+        # penalty (gamma 1) at a rate of 1e-3, as `gan` and `dcgan`, started faster and then stalled: 3.52,
         # 5.11, 5.67 at epochs 1, 3, 6 (this row: 1.13, 3.15, 4.16), then 5.36-5.77 over 7-14 (6.93 at 14),
         # its discriminators at chance (D(x) 0.51, generator loss 0.71, about ln 2) and the samples' classes
         # less even (3.03 bits at 14; this row 3.21). Gamma 0.1 (a 14-epoch pilot): 6.10-6.23 over epochs 9-14.
-        # A rate of 1e-3 without R1 (as the 100-epoch `gan`) led early, then ran into this row's curve: 6.93, 7.44, 8.00 at
-        # epochs 7, 14, 30 (this row: 4.28, 6.93, 7.92), 8.15-8.32 over 36-40 (8.29 at 40); 40 epochs (25.7 min):
-        # FD 12.6, score 8.11 (this row at 40: 13.6, 8.08).
+        # A rate of 1e-3 without R1 (as the 100-epoch `gan`) led early, then ran into this row's curve: 6.93,
+        # 7.44, 8.00 at epochs 7, 14, 30 (this row: 4.28, 6.93, 7.92), 8.15-8.32 over 36-40 (8.29 at 40); 40
+        # epochs (25.7 min): FD 12.6, score 8.11 (this row at 40: 13.6, 8.08).
         Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
             note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
