@@ -177,7 +177,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # less even (3.03 bits at 14; this row 3.21). Gamma 0.1 (a 14-epoch pilot): 6.10-6.23 over epochs 9-14.
         # A rate of 1e-3 without R1 (as the 100-epoch `gan`) led early, then ran into this row's curve: 6.93,
         # 7.44, 8.00 at epochs 7, 14, 30 (this row: 4.28, 6.93, 7.92), 8.15-8.32 over 36-40 (8.29 at 40); 40
-        # epochs (25.7 min): FD 12.6, score 8.11 (this row at 40: 13.6, 8.08).
+        # epochs (25.7 min): FD 12.6, score 8.11 (this row at 40: 13.6, 8.08). Which level holds it back
+        # (benchmarks/lapgan_levels.py): the cascade from the real 14x14 images scores FD 0.55, 9.89 (the
+        # floor: 0.23, 9.89), from the real 7x7 images 7.85, 9.15; so the 14x14 and 7x7 GANs, not the 28x28.
         Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
             note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),

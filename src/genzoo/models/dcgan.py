@@ -45,6 +45,11 @@ class DCGANConfig(AdversarialTraining):
     # 2016); "spectral": no batch norm, every weight divided by its largest singular value (Miyato
     # et al. 2018), so the discriminator is 1-Lipschitz per layer and sees each image on its own.
     discriminator_norm: Literal["batch", "spectral"] = "batch"
+    # radford: how the generator keeps its feature maps in scale. "batch": batch norm (Radford et
+    # al. 2016), so during training each sample depends on the rest of its batch, and sampling uses
+    # running statistics instead; "pixel": each pixel's feature vector scaled to unit root mean
+    # square (Karras et al. 2018, sec. 4.2), per image, the same in training and sampling.
+    generator_norm: Literal["batch", "pixel"] = "batch"
     # > 0: samples come from a running average of the generator's weights with this decay
     # (Yazici et al. 2019; e.g. 0.999, about the last 1000 steps), not from the last step's; 0 = off.
     generator_average: Fraction = 0.0
@@ -65,21 +70,34 @@ PRESETS = {
 }
 
 
+class PixelNorm(nn.Module):
+    """x / sqrt(mean_c x_c^2 + eps) at every pixel: each pixel's feature vector (over the channels
+    of a (B, C, H, W) map) scaled to unit root mean square (Karras et al. 2018, eq. in sec. 4.2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
 def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
     """Generator: z -> (g * 2^(L-1), H / 2^L, W / 2^L) by a linear map, then L transposed 4x4
-    stride-2 convolutions halving the channels (batch norm and ReLU between, tanh at the end)."""
+    stride-2 convolutions halving the channels (batch or pixel norm and ReLU between, tanh at the end)."""
     g, d, layers = config.generator_channels, config.discriminator_channels, config.layers
     h, w = spec.height >> layers, spec.width >> layers
     widths = [g * 2 ** (layers - 1 - i) for i in range(layers)]  # e.g. 2g, g for two layers
+    batch = config.generator_norm == "batch"
+
+    def norm(channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels, momentum=0.1) if batch else PixelNorm()
+
     modules: list[nn.Module] = [
-        nn.Linear(config.latent_dim, widths[0] * h * w, bias=False),
+        nn.Linear(config.latent_dim, widths[0] * h * w, bias=not batch),
         nn.Unflatten(1, (widths[0], h, w)),  # (B, c*h*w) -> (B, c, h, w)
-        nn.BatchNorm2d(widths[0], momentum=0.1),
+        norm(widths[0]),
         nn.ReLU(),
     ]
     for c_in, c_out in zip(widths, widths[1:], strict=False):
-        modules += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(c_out, momentum=0.1), nn.ReLU()]
+        modules += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=not batch),
+                    norm(c_out), nn.ReLU()]
     modules += [nn.ConvTranspose2d(widths[-1], spec.channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
     discriminator = radford_discriminator(spec, d, layers=layers, minibatch_std_group=config.minibatch_std_group,
                                           norm=config.discriminator_norm)
@@ -176,8 +194,10 @@ class DCGAN(LatentGAN):
         multiple = 2**config.layers if config.architecture == "radford" else 4
         if spec.height % multiple or spec.width % multiple:
             raise ValueError(f"dcgan needs image sides that are multiples of {multiple}, not {spec.height}x{spec.width}")
-        if config.architecture != "radford" and (config.minibatch_std_group or config.discriminator_norm != "batch"):
-            raise ValueError("minibatch_std_group and discriminator_norm apply to the radford architecture only")
+        if config.architecture != "radford" and (config.minibatch_std_group or config.discriminator_norm != "batch"
+                                                 or config.generator_norm != "batch"):
+            raise ValueError("minibatch_std_group, discriminator_norm and generator_norm apply to the radford "
+                             "architecture only")
         if config.architecture == "radford":
             self.generator, self.discriminator = radford_networks(config, spec)
             self.apply(init_weights)
