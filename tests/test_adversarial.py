@@ -23,6 +23,7 @@ from genzoo.models.adversarial import (
     r1_penalty,
 )
 from genzoo.models.context_encoder import mean_fill, square_masks
+from genzoo.models.dcgan import PixelNorm
 from genzoo.models.lapgan import laplacian_pyramid, upsample
 from genzoo.runs import build_model
 
@@ -366,3 +367,24 @@ def test_a_spectrally_normalised_discriminator_keeps_each_layer_at_norm_one_and_
         build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling",
                                                                   "discriminator_norm=spectral"]),
                     load_dataset("fake", "train").spec)
+
+
+def test_a_pixel_norm_generator_draws_each_image_on_its_own():
+    """Karras et al.'s pixelwise normalisation: unit root-mean-square features at every pixel, and,
+    unlike batch norm, an image's sample in a training pass does not depend on the rest of its
+    batch; the generator has no batch norm left."""
+    x = torch.randn(3, 16, 5, 5, generator=torch.Generator().manual_seed(0)) * 7
+    out = PixelNorm()(x)
+    assert torch.allclose(out.pow(2).mean(dim=1), torch.ones(3, 5, 5), atol=1e-5)
+    assert torch.allclose(out * x.pow(2).mean(dim=1, keepdim=True).sqrt(), x, atol=1e-4)
+    spec = load_dataset("fake", "train").spec
+    for norm, alone in (("pixel", True), ("batch", False)):
+        model = build_model(genzoo.apply_overrides(tiny_config("dcgan"), [f"generator_norm={norm}"]), spec).train()
+        latents = torch.randn(6, model.config.latent_dim, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            together, first = model.generate(latents, training=True), model.generate(latents[:3], training=True)
+        assert torch.allclose(together[:3], first, atol=1e-5) is alone
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.generator.modules()) is not alone
+    with pytest.raises(ConfigError, match="generator_norm apply to the radford"):
+        build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling", "generator_norm=pixel"]),
+                    spec)

@@ -148,6 +148,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # Without R1 at 1e-3 (6-epoch pilot): 7.46 at epoch 6 (with: 7.59), 31 s an epoch (50 s).
         # Annealed (cosine to 2 %) over the row's own 70 epochs, from scratch (not shipped): 7.80, 8.02, 8.40,
         # 8.31 at epochs 10, 20, 30, 40, then flat at 8.31-8.38 over 41-70: FD 3.57, score 8.57; 64.6 min.
+        # Pilots against this row's curve (5.86, 6.65, 6.99, 7.27 at epochs 1-4; 7.61, 7.80, 7.91, 7.85 at 7-10),
+        # all from scratch, none shipped: a discriminator twice as wide (discriminator_channels=128): 5.69, 6.73,
+        # 7.03, 7.27 over 1-4; R1 at gamma 0.1 (r1_weight=0.1): 7.71, 7.85, 7.73, 7.84 over 7-10, D(x) 0.59;
+        # standing batch-norm statistics on the shipped model: FD 3.14, score 8.67 (3.11, 8.68).
         Row("dcgan", "dcgan", 70, ("generator_average=0.999", "r1_weight=1", "learning_rate=0.001"),
             note="Radford et al. DCGAN (generator 128-64 channels), R1 penalty (gamma 1) on the discriminator, "
                  "learning rate 1e-3 (the paper's: 2e-4), samples from the generator's running average"),
@@ -169,7 +173,7 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # A constant rate: annealed to 2 % over 12 epochs its 7x7 level stuck on one blob (FD 52.7, score
         # 3.85, 9 classes); constant over 10: FD 35.0, 5.92, 10 classes, the score still rising; over
         # 20 with the averaged generators: FD 19.8, 7.37 (per-epoch 5.67 at epoch 10, 7.47 at 20); over
-        # 30: FD 15.9, 7.84 (per-epoch 7.80 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29);
+        # 30: FD 15.9, 7.84 (per-epoch 7.79 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29);
         # over 70: FD 11.7, 8.32 (per-epoch 8.35, 8.45, 8.45-8.53 at 50, 60, 66-70: flattening). The R1
         # penalty (gamma 1) at a rate of 1e-3, as `gan` and `dcgan`, started faster and then stalled: 3.52,
         # 5.11, 5.67 at epochs 1, 3, 6 (this row: 1.13, 3.15, 4.16), then 5.36-5.77 over 7-14 (6.93 at 14),
