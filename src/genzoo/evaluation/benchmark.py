@@ -151,7 +151,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # Pilots against this row's curve (5.86, 6.65, 6.99, 7.27 at epochs 1-4; 7.61, 7.80, 7.91, 7.85 at 7-10),
         # all from scratch, none shipped: a discriminator twice as wide (discriminator_channels=128): 5.69, 6.73,
         # 7.03, 7.27 over 1-4; R1 at gamma 0.1 (r1_weight=0.1): 7.71, 7.85, 7.73, 7.84 over 7-10, D(x) 0.59;
-        # standing batch-norm statistics on the shipped model: FD 3.14, score 8.67 (3.11, 8.68).
+        # standing batch-norm statistics on the shipped model: FD 3.14, score 8.67 (3.11, 8.68); a generator
+        # with pixelwise normalisation instead of batch norm (generator_norm=pixel): 7.95, 8.23, 8.34 at epochs
+        # 10, 20, 30 (this row: 7.85, 8.31, 8.35), 7.98-8.33 over 11-20 (7.93-8.34), 8.20-8.39 over 21-31
+        # (8.26-8.41), stopped at 31. None of these moves the curve.
         Row("dcgan", "dcgan", 70, ("generator_average=0.999", "r1_weight=1", "learning_rate=0.001"),
             note="Radford et al. DCGAN (generator 128-64 channels), R1 penalty (gamma 1) on the discriminator, "
                  "learning rate 1e-3 (the paper's: 2e-4), samples from the generator's running average"),
