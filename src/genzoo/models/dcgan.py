@@ -50,6 +50,10 @@ class DCGANConfig(AdversarialTraining):
     # running statistics instead; "pixel": each pixel's feature vector scaled to unit root mean
     # square (Karras et al. 2018, sec. 4.2), per image, the same in training and sampling.
     generator_norm: Literal["batch", "pixel"] = "batch"
+    # radford: this many 3x3 stride-1 convolutions (with the same normalisation and activation)
+    # after each of the generator's upsampling steps and each of the discriminator's downsampling
+    # steps, for depth at every resolution; 0 = Radford et al.'s networks.
+    extra_convs: typing.Annotated[int, Between(0, 4)] = 0
     # > 0: samples come from a running average of the generator's weights with this decay
     # (Yazici et al. 2019; e.g. 0.999, about the last 1000 steps), not from the last step's; 0 = off.
     generator_average: Fraction = 0.0
@@ -95,20 +99,27 @@ def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn
         norm(widths[0]),
         nn.ReLU(),
     ]
+    def extra(channels: int) -> list[nn.Module]:
+        return [module for _ in range(config.extra_convs)
+                for module in (nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=not batch),
+                               norm(channels), nn.ReLU())]
+
+    modules += extra(widths[0])
     for c_in, c_out in zip(widths, widths[1:], strict=False):
         modules += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=not batch),
-                    norm(c_out), nn.ReLU()]
+                    norm(c_out), nn.ReLU(), *extra(c_out)]
     modules += [nn.ConvTranspose2d(widths[-1], spec.channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
     discriminator = radford_discriminator(spec, d, layers=layers, minibatch_std_group=config.minibatch_std_group,
-                                          norm=config.discriminator_norm)
+                                          norm=config.discriminator_norm, extra_convs=config.extra_convs)
     return nn.Sequential(*modules), discriminator
 
 
 def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2, minibatch_std_group: int = 0,
-                          norm: Literal["batch", "spectral"] = "batch") -> nn.Sequential:
+                          norm: Literal["batch", "spectral"] = "batch", extra_convs: int = 0) -> nn.Sequential:
     """``layers`` 4x4 stride-2 convolutions doubling the width (width, 2 x width, ...), LeakyReLU(0.2),
-    batch norm on all but the first, then (with ``minibatch_std_group``) a minibatch-std channel,
-    then a linear logit (Radford et al. 2016). Image sides must be multiples of 2^layers.
+    batch norm on all but the first, each followed by ``extra_convs`` 3x3 stride-1 convolutions of
+    its width, then (with ``minibatch_std_group``) a minibatch-std channel, then a linear logit
+    (Radford et al. 2016). Image sides must be multiples of 2^layers.
 
     ``norm="spectral"``: no batch norm; every convolution and the logit layer computes with W / sigma(W),
     sigma(W) its largest singular value, estimated by one power iteration per training pass
@@ -121,15 +132,21 @@ def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2, miniba
         init_weights(layer)  # before the power iteration's start, which spectral_norm runs on the weight it finds
         return nn.utils.parametrizations.spectral_norm(layer)
 
-    modules: list[nn.Module] = [normed(nn.Conv2d(spec.channels, width, kernel_size=4, stride=2, padding=1)),
-                                leaky_relu()]
+    def block(c_in: int, c_out: int, kernel: int, stride: int, batch_norm: bool = True) -> list[nn.Module]:
+        """Convolution (halving the sides at stride 2, keeping them at stride 1), its norm, LeakyReLU."""
+        if spectral or not batch_norm:
+            return [normed(nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=(kernel - 1) // 2 if stride == 1 else 1)),
+                    leaky_relu()]
+        return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=(kernel - 1) // 2 if stride == 1 else 1, bias=False),
+                nn.BatchNorm2d(c_out, momentum=0.1), leaky_relu()]
+
+    def extra(channels: int) -> list[nn.Module]:
+        return [module for _ in range(extra_convs) for module in block(channels, channels, 3, 1)]
+
+    modules: list[nn.Module] = [*block(spec.channels, width, 4, 2, batch_norm=False), *extra(width)]
     for i in range(1, layers):
         c_in, c_out = width * 2 ** (i - 1), width * 2**i
-        if spectral:
-            modules += [normed(nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1)), leaky_relu()]
-        else:
-            modules += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False),
-                        nn.BatchNorm2d(c_out, momentum=0.1), leaky_relu()]
+        modules += [*block(c_in, c_out, 4, 2), *extra(c_out)]
     side = (spec.height >> layers) * (spec.width >> layers)
     channels = width * 2 ** (layers - 1)
     if minibatch_std_group:
