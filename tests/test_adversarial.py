@@ -385,6 +385,34 @@ def test_a_pixel_norm_generator_draws_each_image_on_its_own():
             together, first = model.generate(latents, training=True), model.generate(latents[:3], training=True)
         assert torch.allclose(together[:3], first, atol=1e-5) is alone
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.generator.modules()) is not alone
-    with pytest.raises(ConfigError, match="generator_norm apply to the radford"):
+    with pytest.raises(ConfigError, match="generator_norm and extra_convs apply to the radford"):
         build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling", "generator_norm=pixel"]),
                     spec)
+
+
+@pytest.mark.parametrize("norm", ["batch", "spectral"])
+def test_extra_convolutions_keep_every_resolution_and_reload(tmp_path, norm):
+    """extra_convs = 2: two 3x3 stride-1 convolutions at each of the generator's and the
+    discriminator's resolutions, each keeping its input's shape; the model trains and reloads."""
+    config = genzoo.apply_overrides(tiny_config("dcgan", epochs=1, max_batches=2, eval_batches=1),
+                                    ["extra_convs=2", f"discriminator_norm={norm}"])
+    trainer = genzoo.train(config, tmp_path / "run", progress=False)
+    model = trainer.model.cpu().eval()
+    for network in (model.generator, model.discriminator):
+        shapes: list = []
+        hooks = [m.register_forward_hook(lambda m, i, o, shapes=shapes: shapes.append((i[0].shape, o.shape)))
+                 for m in network.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+        with torch.no_grad():
+            network(torch.randn(3, model.config.latent_dim) if network is model.generator
+                    else torch.randn(3, model.spec.channels, model.spec.height, model.spec.width))
+        for hook in hooks:
+            hook.remove()
+        assert len(shapes) == 4 and all(i == o for i, o in shapes)
+        assert len({i[-1] for i, _ in shapes}) == 2  # two resolutions, two convolutions each
+    loaded = genzoo.load(tmp_path / "run")
+    z = torch.randn(4, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model.generate(z), loaded.generate(z))
+    with pytest.raises(ConfigError, match="extra_convs apply to the radford architecture only"):
+        build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling", "extra_convs=1"]),
+                    load_dataset("fake", "train").spec)

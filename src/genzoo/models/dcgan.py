@@ -212,9 +212,9 @@ class DCGAN(LatentGAN):
         if spec.height % multiple or spec.width % multiple:
             raise ValueError(f"dcgan needs image sides that are multiples of {multiple}, not {spec.height}x{spec.width}")
         if config.architecture != "radford" and (config.minibatch_std_group or config.discriminator_norm != "batch"
-                                                 or config.generator_norm != "batch"):
-            raise ValueError("minibatch_std_group, discriminator_norm and generator_norm apply to the radford "
-                             "architecture only")
+                                                 or config.generator_norm != "batch" or config.extra_convs):
+            raise ValueError("minibatch_std_group, discriminator_norm, generator_norm and extra_convs apply to the "
+                             "radford architecture only")
         if config.architecture == "radford":
             self.generator, self.discriminator = radford_networks(config, spec)
             self.apply(init_weights)
