@@ -416,3 +416,25 @@ def test_extra_convolutions_keep_every_resolution_and_reload(tmp_path, norm):
     with pytest.raises(ConfigError, match="extra_convs apply to the radford architecture only"):
         build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling", "extra_convs=1"]),
                     load_dataset("fake", "train").spec)
+
+
+def test_lapgan_extra_convolutions_deepen_every_residual_level_and_reload(tmp_path):
+    """extra_convs = 2 adds two size-keeping 3x3 convolutions to each residual generator and two
+    after each of each residual discriminator's two strided ones; 0 is the shipped network."""
+    def convs(network: torch.nn.Module) -> int:
+        return sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in network.modules())
+
+    spec = load_dataset("fake", "train").spec
+    plain = build_model(tiny_config("lapgan"), spec)
+    config = genzoo.apply_overrides(tiny_config("lapgan", epochs=1, max_batches=2, eval_batches=1), ["extra_convs=2"])
+    trainer = genzoo.train(config, tmp_path / "run", progress=False)
+    model = trainer.model.cpu().eval()
+    for deep, shallow in zip(model.residual_generators, plain.residual_generators, strict=True):
+        assert convs(deep) == convs(shallow) + 2
+    for deep, shallow in zip(model.residual_discriminators, plain.residual_discriminators, strict=True):
+        assert convs(deep) == convs(shallow) + 4
+    steps = model.sample_pyramid(3, torch.Generator().manual_seed(0))
+    assert [s.shape[-1] for s in steps] == [7, 14, 28] and torch.isfinite(steps[-1]).all()
+    loaded = genzoo.load(tmp_path / "run")
+    assert torch.equal(model.sample(4, generator=torch.Generator().manual_seed(1)),
+                       loaded.sample(4, generator=torch.Generator().manual_seed(1)))

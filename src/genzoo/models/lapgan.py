@@ -42,6 +42,10 @@ class LAPGANConfig(AdversarialTraining):
     latent_dim: Size = 100  # noise of the coarsest GAN
     coarse_dims: tuple[Size, ...] = (512, 512)  # hidden layers of the coarsest G and D (MLPs)
     residual_channels: Channels = 32  # width of the residual generators and discriminators
+    # this many 3x3 stride-1 convolutions (batch norm and ReLU in a generator, LeakyReLU in a
+    # discriminator) added to every residual generator and after each of every residual
+    # discriminator's strided convolutions, for depth at every level (as dcgan's extra_convs); 0 = none.
+    extra_convs: typing.Annotated[int, Between(0, 4)] = 0
     dropout: Fraction = 0.3  # coarsest discriminator
     # > 0: samples come from a running average of every level's generator with this decay (as the
     # GAN's generator_average); 0 = off.
@@ -66,13 +70,18 @@ def laplacian_pyramid(images: torch.Tensor, levels: int) -> tuple[torch.Tensor, 
 
 
 class ResidualGenerator(nn.Module):
-    """(upsampled coarse image l, noise plane) -> residual h, same height and width."""
+    """(upsampled coarse image l, noise plane) -> residual h, same height and width: 3x3
+    convolutions keeping the size, 2 + ``extra_convs`` of them with batch norm and ReLU, then one
+    to the image's channels."""
 
-    def __init__(self, channels: int, width: int):
+    def __init__(self, channels: int, width: int, extra_convs: int = 0):
         super().__init__()
+        hidden = [module for _ in range(1 + extra_convs)
+                  for module in (nn.Conv2d(width, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1),
+                                 nn.ReLU())]
         self.net = nn.Sequential(
             nn.Conv2d(channels + 1, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1), nn.ReLU(),
-            nn.Conv2d(width, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1), nn.ReLU(),
+            *hidden,
             nn.Conv2d(width, channels, kernel_size=3, padding=1),
         )
 
@@ -80,11 +89,16 @@ class ResidualGenerator(nn.Module):
         return self.net(torch.cat([coarse, noise], dim=1))
 
 
-def residual_discriminator(channels: int, width: int, size: tuple[int, int]) -> nn.Module:
-    """(l, h) stacked on channels -> logit."""
+def residual_discriminator(channels: int, width: int, size: tuple[int, int], extra_convs: int = 0) -> nn.Module:
+    """(l, h) stacked on channels -> logit: two 4x4 stride-2 convolutions (width, 2 x width), each
+    followed by ``extra_convs`` 3x3 stride-1 ones, LeakyReLU after every convolution, then a linear logit."""
+
+    def extra(c: int) -> list[nn.Module]:
+        return [module for _ in range(extra_convs) for module in (nn.Conv2d(c, c, kernel_size=3, padding=1), leaky_relu())]
+
     body = nn.Sequential(
-        nn.Conv2d(2 * channels, width, kernel_size=4, stride=2, padding=1), leaky_relu(),
-        nn.Conv2d(width, 2 * width, kernel_size=4, stride=2, padding=1), leaky_relu(),
+        nn.Conv2d(2 * channels, width, kernel_size=4, stride=2, padding=1), leaky_relu(), *extra(width),
+        nn.Conv2d(width, 2 * width, kernel_size=4, stride=2, padding=1), leaky_relu(), *extra(2 * width),
         nn.Flatten(),
     )
     with torch.no_grad():
@@ -111,9 +125,10 @@ class LAPGAN(AveragedGenerator, Sampler):
                                                   nn.Linear(d_sizes[-1], 1))
         sizes = [(spec.height // 2**k, spec.width // 2**k) for k in range(config.levels - 2, -1, -1)]  # coarse -> fine
         self.sizes = sizes
-        self.residual_generators = nn.ModuleList(ResidualGenerator(c, config.residual_channels) for _ in sizes)
+        self.residual_generators = nn.ModuleList(ResidualGenerator(c, config.residual_channels, config.extra_convs)
+                                                 for _ in sizes)
         self.residual_discriminators = nn.ModuleList(
-            residual_discriminator(c, config.residual_channels, size) for size in sizes
+            residual_discriminator(c, config.residual_channels, size, config.extra_convs) for size in sizes
         )
         self.generator_average = average_of(self.trained_generators(), config.generator_average)
 
