@@ -363,7 +363,7 @@ def test_a_spectrally_normalised_discriminator_keeps_each_layer_at_norm_one_and_
                 layer.weight  # noqa: B018 (each access in training mode is one iteration)
             layer.eval()
         assert torch.linalg.matrix_norm(layer.weight.detach().flatten(1), 2).item() == pytest.approx(1.0, abs=1e-3)
-    with pytest.raises(ConfigError, match="radford architecture only"):
+    with pytest.raises(ConfigError, match="discriminator_norm apply to the radford discriminator only"):
         build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling",
                                                                   "discriminator_norm=spectral"]),
                     load_dataset("fake", "train").spec)
@@ -385,7 +385,7 @@ def test_a_pixel_norm_generator_draws_each_image_on_its_own():
             together, first = model.generate(latents, training=True), model.generate(latents[:3], training=True)
         assert torch.allclose(together[:3], first, atol=1e-5) is alone
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.generator.modules()) is not alone
-    with pytest.raises(ConfigError, match="generator_norm and extra_convs apply to the radford"):
+    with pytest.raises(ConfigError, match="generator_norm applies to the radford generator only"):
         build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling", "generator_norm=pixel"]),
                     spec)
 
@@ -413,7 +413,7 @@ def test_extra_convolutions_keep_every_resolution_and_reload(tmp_path, norm):
     z = torch.randn(4, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(model.generate(z), loaded.generate(z))
-    with pytest.raises(ConfigError, match="extra_convs apply to the radford architecture only"):
+    with pytest.raises(ConfigError, match="extra_convs applies to the radford networks only"):
         build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["architecture=upsampling", "extra_convs=1"]),
                     load_dataset("fake", "train").spec)
 
@@ -438,3 +438,25 @@ def test_lapgan_extra_convolutions_deepen_every_residual_level_and_reload(tmp_pa
     loaded = genzoo.load(tmp_path / "run")
     assert torch.equal(model.sample(4, generator=torch.Generator().manual_seed(1)),
                        loaded.sample(4, generator=torch.Generator().manual_seed(1)))
+
+
+def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path):
+    """discriminator_architecture = radford: the lectures' generator (upsampling and 4x4 'same'
+    convolutions) with Radford et al.'s discriminator, whose options (here extra_convs and the
+    spectral norm) then apply; the pair trains, reloads identically, and a radford-only generator
+    option is still refused."""
+    spec = load_dataset("fake", "train").spec
+    overrides = ["architecture=upsampling", "discriminator_architecture=radford", "extra_convs=1",
+                 "discriminator_norm=spectral"]
+    config = genzoo.apply_overrides(tiny_config("dcgan", epochs=1, max_batches=2, eval_batches=1), overrides)
+    trainer = genzoo.train(config, tmp_path / "run", progress=False)
+    model = trainer.model.cpu().eval()
+    assert any(isinstance(m, torch.nn.Upsample) for m in model.generator.modules())
+    assert not any(isinstance(m, torch.nn.Dropout) for m in model.discriminator.modules())
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in model.discriminator.modules()) == 2
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in model.generator.modules())
+    z = torch.randn(4, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model.generate(z), genzoo.load(tmp_path / "run").generate(z))
+    with pytest.raises(ConfigError, match="generator_norm applies to the radford generator only"):
+        build_model(genzoo.apply_overrides(tiny_config("dcgan"), [*overrides, "generator_norm=pixel"]), spec)

@@ -7,7 +7,8 @@ a tanh output, LeakyReLU(0.2) in the discriminator, no pooling.
 ``upsampling`` is the Keras-style model: the generator upsamples by repetition (UpSampling2D) and
 convolves (4x4, 128 filters, batch norm, LeakyReLU), the discriminator is two strided 3x3
 convolutions with LeakyReLU and dropout(0.4) (Brownlee's). It costs about 1.6 GFLOP per image per
-training iteration (see ``benchmarks/throughput.py``), ten times the ``radford`` default.
+training iteration (``genzoo benchmark speed``), ten times the ``radford`` default.
+``discriminator_architecture`` pairs either generator with the other's discriminator.
 
 Both take images whose height and width are multiples of 4 (28 -> 7 -> 14 -> 28).
 """
@@ -31,6 +32,11 @@ from .layers import Dropout, leaky_relu
 @dataclass(frozen=True)
 class DCGANConfig(AdversarialTraining):
     architecture: Literal["radford", "upsampling"] = "radford"
+    # The discriminator, where it is not the one `architecture` names: "radford" pairs the
+    # upsampling generator with Radford et al.'s discriminator (whose options below then apply).
+    # The lectures' discriminator sees 7x7 pixels per feature (two strided 3x3 convolutions) and
+    # with it the upsampling generator drew strokes, not digits (classifier score 5.9 after 3 epochs).
+    discriminator_architecture: Literal["same", "radford", "upsampling"] = "same"
     # radford: strided (transposed) convolutions in each network; image sides must be divisible by
     # 2^layers (2 for 28x28 MNIST: 7 -> 14 -> 28; 4 for 64x64: the paper's 4 -> 8 -> 16 -> 32 -> 64)
     layers: typing.Annotated[int, Between(2, 6)] = 2
@@ -38,21 +44,21 @@ class DCGANConfig(AdversarialTraining):
     generator_channels: Channels = 64  # radford: feature maps 2C at H/4, C at H/2; upsampling: C throughout
     discriminator_channels: Channels = 64  # radford: C at H/2, 2C at H/4; upsampling: C, C
     dropout: Fraction = 0.4  # upsampling discriminator only (Brownlee)
-    # radford: > 0 appends the feature spread over groups of this many images to the last feature
-    # map (minibatch standard deviation, Karras et al. 2018), against mode collapse; 0 = off.
+    # radford discriminator: > 0 appends the feature spread over groups of this many images to the
+    # last feature map (minibatch standard deviation, Karras et al. 2018), against mode collapse; 0 = off.
     minibatch_std_group: NonNegativeCount = 0
-    # radford: how the discriminator keeps its layers in check. "batch": batch norm (Radford et al.
+    # radford discriminator: how it keeps its layers in check. "batch": batch norm (Radford et al.
     # 2016); "spectral": no batch norm, every weight divided by its largest singular value (Miyato
     # et al. 2018), so the discriminator is 1-Lipschitz per layer and sees each image on its own.
     discriminator_norm: Literal["batch", "spectral"] = "batch"
-    # radford: how the generator keeps its feature maps in scale. "batch": batch norm (Radford et
+    # radford generator: how it keeps its feature maps in scale. "batch": batch norm (Radford et
     # al. 2016), so during training each sample depends on the rest of its batch, and sampling uses
     # running statistics instead; "pixel": each pixel's feature vector scaled to unit root mean
     # square (Karras et al. 2018, sec. 4.2), per image, the same in training and sampling.
     generator_norm: Literal["batch", "pixel"] = "batch"
-    # radford: this many 3x3 stride-1 convolutions (with the same normalisation and activation)
-    # after each of the generator's upsampling steps and each of the discriminator's downsampling
-    # steps, for depth at every resolution; 0 = Radford et al.'s networks.
+    # radford networks: this many 3x3 stride-1 convolutions (with the same normalisation and
+    # activation) after each of the generator's upsampling steps and each of the discriminator's
+    # downsampling steps, for depth at every resolution; 0 = Radford et al.'s networks.
     extra_convs: typing.Annotated[int, Between(0, 4)] = 0
     # > 0: samples come from a running average of the generator's weights with this decay
     # (Yazici et al. 2019; e.g. 0.999, about the last 1000 steps), not from the last step's; 0 = off.
@@ -82,10 +88,10 @@ class PixelNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
 
 
-def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
-    """Generator: z -> (g * 2^(L-1), H / 2^L, W / 2^L) by a linear map, then L transposed 4x4
-    stride-2 convolutions halving the channels (batch or pixel norm and ReLU between, tanh at the end)."""
-    g, d, layers = config.generator_channels, config.discriminator_channels, config.layers
+def radford_generator(config: DCGANConfig, spec: DataSpec) -> nn.Sequential:
+    """z -> (g * 2^(L-1), H / 2^L, W / 2^L) by a linear map, then L transposed 4x4 stride-2
+    convolutions halving the channels (batch or pixel norm and ReLU between, tanh at the end)."""
+    g, layers = config.generator_channels, config.layers
     h, w = spec.height >> layers, spec.width >> layers
     widths = [g * 2 ** (layers - 1 - i) for i in range(layers)]  # e.g. 2g, g for two layers
     batch = config.generator_norm == "batch"
@@ -109,9 +115,7 @@ def radford_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn
         modules += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=not batch),
                     norm(c_out), nn.ReLU(), *extra(c_out)]
     modules += [nn.ConvTranspose2d(widths[-1], spec.channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
-    discriminator = radford_discriminator(spec, d, layers=layers, minibatch_std_group=config.minibatch_std_group,
-                                          norm=config.discriminator_norm, extra_convs=config.extra_convs)
-    return nn.Sequential(*modules), discriminator
+    return nn.Sequential(*modules)
 
 
 def radford_discriminator(spec: DataSpec, width: int, *, layers: int = 2, minibatch_std_group: int = 0,
@@ -160,10 +164,11 @@ def same_conv4(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(c_in, c_out, kernel_size=4)]
 
 
-def upsampling_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
-    g, d = config.generator_channels, config.discriminator_channels
-    h, w = spec.height // 4, spec.width // 4
-    generator = nn.Sequential(
+def upsampling_generator(config: DCGANConfig, spec: DataSpec) -> nn.Sequential:
+    """z -> (g, H / 4, W / 4) by a linear map, then twice: nearest 2x upsampling, a 4x4 'same'
+    convolution, batch norm, LeakyReLU; a 7x7 convolution to the image and tanh (the lectures')."""
+    g, h, w = config.generator_channels, spec.height // 4, spec.width // 4
+    return nn.Sequential(
         nn.Linear(config.latent_dim, g * h * w),
         leaky_relu(),
         nn.Unflatten(1, (g, h, w)),  # (B, g*h*w) -> (B, g, h, w)
@@ -178,7 +183,12 @@ def upsampling_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module,
         nn.Conv2d(g, spec.channels, kernel_size=7, padding=3),
         nn.Tanh(),
     )
-    discriminator = nn.Sequential(
+
+
+def upsampling_discriminator(config: DCGANConfig, spec: DataSpec) -> nn.Sequential:
+    """Two 3x3 stride-2 convolutions, each with LeakyReLU and dropout, then a linear logit (the lectures')."""
+    d, h, w = config.discriminator_channels, spec.height // 4, spec.width // 4
+    return nn.Sequential(
         nn.Conv2d(spec.channels, d, kernel_size=3, stride=2, padding=1),
         leaky_relu(),
         Dropout(config.dropout),
@@ -188,7 +198,6 @@ def upsampling_networks(config: DCGANConfig, spec: DataSpec) -> tuple[nn.Module,
         nn.Flatten(),
         nn.Linear(d * h * w, 1),
     )
-    return generator, discriminator
 
 
 def init_weights(module: nn.Module) -> None:
@@ -208,23 +217,37 @@ def init_weights(module: nn.Module) -> None:
 class DCGAN(LatentGAN):
     def __init__(self, config: DCGANConfig, spec: DataSpec):
         super().__init__(config, spec)
-        multiple = 2**config.layers if config.architecture == "radford" else 4
+        generator_kind = config.architecture
+        discriminator_kind = (config.architecture if config.discriminator_architecture == "same"
+                              else config.discriminator_architecture)
+        multiple = max(2**config.layers if "radford" in (generator_kind, discriminator_kind) else 1, 4)
         if spec.height % multiple or spec.width % multiple:
             raise ValueError(f"dcgan needs image sides that are multiples of {multiple}, not {spec.height}x{spec.width}")
-        if config.architecture != "radford" and (config.minibatch_std_group or config.discriminator_norm != "batch"
-                                                 or config.generator_norm != "batch" or config.extra_convs):
-            raise ValueError("minibatch_std_group, discriminator_norm, generator_norm and extra_convs apply to the "
-                             "radford architecture only")
-        if config.architecture == "radford":
-            self.generator, self.discriminator = radford_networks(config, spec)
-            self.apply(init_weights)
+        if generator_kind != "radford" and config.generator_norm != "batch":
+            raise ValueError("generator_norm applies to the radford generator only")
+        if discriminator_kind != "radford" and (config.minibatch_std_group or config.discriminator_norm != "batch"):
+            raise ValueError("minibatch_std_group and discriminator_norm apply to the radford discriminator only")
+        if "radford" not in (generator_kind, discriminator_kind) and config.extra_convs:
+            raise ValueError("extra_convs applies to the radford networks only")
+        # Both networks are built before either is initialised, so that a seed gives the weights it
+        # gave when one function built both.
+        self.generator = (radford_generator if generator_kind == "radford" else upsampling_generator)(config, spec)
+        if discriminator_kind == "radford":
+            self.discriminator = radford_discriminator(
+                spec, config.discriminator_channels, layers=config.layers, minibatch_std_group=config.minibatch_std_group,
+                norm=config.discriminator_norm, extra_convs=config.extra_convs)
+        else:
+            self.discriminator = upsampling_discriminator(config, spec)
+        if generator_kind == "radford":
+            self.generator.apply(init_weights)
         else:
             # PyTorch's default (Kaiming-uniform) initialisation, close to Keras' Glorot, except a
             # small output layer so that tanh starts unsaturated. Without the generator's batch
             # norm this network collapsed on MNIST whatever the init: the output went to -1
             # everywhere (pre-tanh mean -20 after 120 steps) and D won.
-            self.generator, self.discriminator = upsampling_networks(config, spec)
             init_weights(self.generator[-2])
+        if discriminator_kind == "radford":
+            self.discriminator.apply(init_weights)
         self.generator_average = average_of(self.trained_generators(), config.generator_average)
 
     def generate(self, latents: torch.Tensor, labels: torch.Tensor | None = None, *, training: bool = False) -> torch.Tensor:
