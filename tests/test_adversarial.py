@@ -420,7 +420,8 @@ def test_extra_convolutions_keep_every_resolution_and_reload(tmp_path, norm):
 
 def test_lapgan_extra_convolutions_deepen_every_residual_level_and_reload(tmp_path):
     """extra_convs = 2 adds two size-keeping 3x3 convolutions to each residual generator and two
-    after each of each residual discriminator's two strided ones; 0 is the shipped network."""
+    after each of each residual discriminator's two strided ones (0 leaves the network as it was:
+    see the seed test below)."""
     def convs(network: torch.nn.Module) -> int:
         return sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in network.modules())
 
@@ -442,21 +443,48 @@ def test_lapgan_extra_convolutions_deepen_every_residual_level_and_reload(tmp_pa
 
 def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path):
     """discriminator_architecture = radford: the lectures' generator (upsampling and 4x4 'same'
-    convolutions) with Radford et al.'s discriminator, whose options (here extra_convs and the
-    spectral norm) then apply; the pair trains, reloads identically, and a radford-only generator
-    option is still refused."""
+    convolutions) with Radford et al.'s discriminator (4x4 strided convolutions, no dropout), whose
+    options (here extra_convs and the spectral norm) then apply; the pair trains and reloads
+    identically; the other pair too; options of a network that is not there are refused."""
+    from genzoo.models.dcgan import upsampling_discriminator
+    from genzoo.models.layers import Dropout
+
     spec = load_dataset("fake", "train").spec
     overrides = ["architecture=upsampling", "discriminator_architecture=radford", "extra_convs=1",
                  "discriminator_norm=spectral"]
     config = genzoo.apply_overrides(tiny_config("dcgan", epochs=1, max_batches=2, eval_batches=1), overrides)
     trainer = genzoo.train(config, tmp_path / "run", progress=False)
     model = trainer.model.cpu().eval()
+
+    def convs(network: torch.nn.Module, kernel: int, stride: int) -> int:
+        return sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (kernel, kernel) and m.stride == (stride, stride)
+                   for m in network.modules())
+
     assert any(isinstance(m, torch.nn.Upsample) for m in model.generator.modules())
-    assert not any(isinstance(m, torch.nn.Dropout) for m in model.discriminator.modules())
-    assert sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in model.discriminator.modules()) == 2
-    assert not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in model.generator.modules())
+    assert convs(model.generator, 3, 1) == 0  # extra_convs reaches the radford network only
+    assert (convs(model.discriminator, 4, 2), convs(model.discriminator, 3, 1)) == (2, 2)
+    assert not any(isinstance(m, Dropout) for m in model.discriminator.modules())
+    assert any(isinstance(m, Dropout) for m in upsampling_discriminator(model.config, spec).modules())
     z = torch.randn(4, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(model.generate(z), genzoo.load(tmp_path / "run").generate(z))
-    with pytest.raises(ConfigError, match="generator_norm applies to the radford generator only"):
-        build_model(genzoo.apply_overrides(tiny_config("dcgan"), [*overrides, "generator_norm=pixel"]), spec)
+    other = build_model(genzoo.apply_overrides(tiny_config("dcgan"), ["discriminator_architecture=upsampling"]), spec)
+    assert not any(isinstance(m, torch.nn.Upsample) for m in other.generator.modules())
+    assert any(isinstance(m, Dropout) for m in other.discriminator.modules())
+    for wrong, message in ((["generator_norm=pixel"], "generator_norm applies to the radford generator only"),
+                           (["discriminator_architecture=upsampling", "minibatch_std_group=4"],
+                            "minibatch_std_group and discriminator_norm apply to the radford discriminator only"),
+                           (["layers=3"], "multiples of 8, not 28x28")):
+        with pytest.raises(ConfigError, match=message):
+            build_model(genzoo.apply_overrides(tiny_config("dcgan"), [*overrides, *wrong]), spec)
+
+
+@pytest.mark.parametrize(("name", "weight_sum"), [("dcgan", 651.2829372801), ("lapgan", 288.9072105103)])
+def test_a_seed_gives_the_initial_weights_the_zoo_rows_were_trained_from(name, weight_sum):
+    """The sum of every initial parameter and buffer of the default network under seed 0, as the
+    code that trained the shipped `dcgan` and `lapgan` rows gave it (git commit 189cf16): adding
+    options (extra_convs, discriminator_architecture) must not reorder the random draws, or
+    `genzoo train --config` would no longer reproduce a shipped row."""
+    torch.manual_seed(0)
+    model = build_model(genzoo.default_config(name), load_dataset("fake", "train").spec)
+    assert sum(v.double().sum().item() for v in model.state_dict().values()) == pytest.approx(weight_sum, rel=1e-9)

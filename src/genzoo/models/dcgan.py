@@ -10,7 +10,7 @@ convolutions with LeakyReLU and dropout(0.4) (Brownlee's). It costs about 1.6 GF
 training iteration (``genzoo benchmark speed``), ten times the ``radford`` default.
 ``discriminator_architecture`` pairs either generator with the other's discriminator.
 
-Both take images whose height and width are multiples of 4 (28 -> 7 -> 14 -> 28).
+Image sides must be multiples of 4 (28 -> 7 -> 14 -> 28), and of 2^layers for a radford network.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from .layers import Dropout, leaky_relu
 @dataclass(frozen=True)
 class DCGANConfig(AdversarialTraining):
     architecture: Literal["radford", "upsampling"] = "radford"
-    # The discriminator, where it is not the one `architecture` names: "radford" pairs the
-    # upsampling generator with Radford et al.'s discriminator (whose options below then apply).
-    # The lectures' discriminator sees 7x7 pixels per feature (two strided 3x3 convolutions) and
-    # with it the upsampling generator drew strokes, not digits (classifier score 5.9 after 3 epochs).
+    # The discriminator: "same" = the one `architecture` names; "radford" or "upsampling" = that
+    # one, whichever the generator. In a mixed pair the radford options below (layers, extra_convs,
+    # the norms, minibatch_std_group) reach the radford network only, and dropout the upsampling
+    # discriminator only. The lectures' discriminator sees 7x7 pixels per feature (two strided 3x3
+    # convolutions): with it the upsampling generator drew strokes, not digits (classifier score
+    # 6.2 after 4 epochs at a rate of 1e-3 with R1); with Radford et al.'s, 8.6 after 4.
     discriminator_architecture: Literal["same", "radford", "upsampling"] = "same"
     # radford: strided (transposed) convolutions in each network; image sides must be divisible by
     # 2^layers (2 for 28x28 MNIST: 7 -> 14 -> 28; 4 for 64x64: the paper's 4 -> 8 -> 16 -> 32 -> 64)
@@ -57,8 +59,9 @@ class DCGANConfig(AdversarialTraining):
     # square (Karras et al. 2018, sec. 4.2), per image, the same in training and sampling.
     generator_norm: Literal["batch", "pixel"] = "batch"
     # radford networks: this many 3x3 stride-1 convolutions (with the same normalisation and
-    # activation) after each of the generator's upsampling steps and each of the discriminator's
-    # downsampling steps, for depth at every resolution; 0 = Radford et al.'s networks.
+    # activation) at every resolution below the image's: in the generator after its linear map and
+    # after each upsampling step but the last, in the discriminator after each downsampling step;
+    # 0 = Radford et al.'s networks.
     extra_convs: typing.Annotated[int, Between(0, 4)] = 0
     # > 0: samples come from a running average of the generator's weights with this decay
     # (Yazici et al. 2019; e.g. 0.999, about the last 1000 steps), not from the last step's; 0 = off.
@@ -90,7 +93,9 @@ class PixelNorm(nn.Module):
 
 def radford_generator(config: DCGANConfig, spec: DataSpec) -> nn.Sequential:
     """z -> (g * 2^(L-1), H / 2^L, W / 2^L) by a linear map, then L transposed 4x4 stride-2
-    convolutions halving the channels (batch or pixel norm and ReLU between, tanh at the end)."""
+    convolutions halving the channels (batch or pixel norm and ReLU between, tanh at the end);
+    ``extra_convs`` 3x3 convolutions of the same width after the linear map and after each
+    transposed convolution but the last."""
     g, layers = config.generator_channels, config.layers
     h, w = spec.height >> layers, spec.width >> layers
     widths = [g * 2 ** (layers - 1 - i) for i in range(layers)]  # e.g. 2g, g for two layers
@@ -220,7 +225,7 @@ class DCGAN(LatentGAN):
         generator_kind = config.architecture
         discriminator_kind = (config.architecture if config.discriminator_architecture == "same"
                               else config.discriminator_architecture)
-        multiple = max(2**config.layers if "radford" in (generator_kind, discriminator_kind) else 1, 4)
+        multiple = max(4, 2**config.layers) if "radford" in (generator_kind, discriminator_kind) else 4
         if spec.height % multiple or spec.width % multiple:
             raise ValueError(f"dcgan needs image sides that are multiples of {multiple}, not {spec.height}x{spec.width}")
         if generator_kind != "radford" and config.generator_norm != "batch":

@@ -76,14 +76,12 @@ class ResidualGenerator(nn.Module):
 
     def __init__(self, channels: int, width: int, extra_convs: int = 0):
         super().__init__()
-        hidden = [module for _ in range(1 + extra_convs)
-                  for module in (nn.Conv2d(width, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1),
-                                 nn.ReLU())]
-        self.net = nn.Sequential(
-            nn.Conv2d(channels + 1, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1), nn.ReLU(),
-            *hidden,
-            nn.Conv2d(width, channels, kernel_size=3, padding=1),
-        )
+        # Layers are created in network order: their default initialisation draws from the global
+        # generator in that order, so a seed gives the weights it gave before extra_convs existed.
+        layers: list[nn.Module] = []
+        for c_in in (channels + 1, *[width] * (1 + extra_convs)):
+            layers += [nn.Conv2d(c_in, width, kernel_size=3, padding=1), nn.BatchNorm2d(width, momentum=0.1), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Conv2d(width, channels, kernel_size=3, padding=1))
 
     def forward(self, coarse: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([coarse, noise], dim=1))
