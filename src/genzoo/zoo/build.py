@@ -28,7 +28,7 @@ from ..trainer import METRICS, WEIGHTS
 from . import INDEX, sha256
 
 MAX_GRIDS = 5  # per-epoch grids kept per model: first, last and evenly spaced between (the zoo stays under ~60 MB)
-MAX_STEP_RECORDS = 600  # step records kept for the loss plot (every n-th)
+MAX_STEP_RECORDS = 300  # step records kept for the loss plot (every n-th; 300 keep the zoo near 60 MB)
 
 
 def headline(result: dict) -> dict:
