@@ -194,6 +194,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # floor: 0.23, 9.89), from the real 7x7 images 7.85, 9.15; so the 14x14 and 7x7 GANs, not the 28x28.
         # At 14 epochs: 0.73, 9.88 and 9.76, 9.00; with residual_channels=64 (2.4x the time): 0.95, 9.87 and
         # 14.2, 8.70, its discriminators further ahead (D(x) 0.78 against 0.68): width is not the lever.
+        # Depth is, at 14x14: extra_convs=2 (10 epochs, 1.8x the time) 0.59, 9.89 and 6.15, 9.23; its full
+        # cascade 5.92 at 10 (this row 5.67), held back by the 7x7 MLP GAN, which trained alone
+        # (benchmarks/lapgan_coarse.py, nine recipes) tops out near 8.3 through those residual levels.
         Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
             note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),

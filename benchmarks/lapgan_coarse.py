@@ -1,0 +1,106 @@
+"""A LAPGAN's coarsest level trained alone: an MLP GAN on the real images' coarsest pyramid level
+(7x7 for MNIST), its samples run up a trained LAPGAN's residual generators and scored by the
+benchmark's sample metrics against MNIST's test split.
+
+    python benchmarks/lapgan_coarse.py RUN [--rate 1e-3] [--dropout 0] [--epochs 20] ...
+
+Levels of a LAPGAN train independently on real pyramids, so a recipe for the coarsest level can be
+tried in seconds an epoch instead of the whole cascade's minutes (`benchmarks/lapgan_levels.py`
+says which level holds a model back). RUN should have good residual levels: its cascade from the
+real coarsest images is this script's ceiling. The networks are lapgan's own coarse generator and
+discriminator (``coarse_dims``, LeakyReLU, tanh output), built from seed 0 as listed; Adam with
+beta1 0.5, the non-saturating logistic game, one discriminator step per generator step, batches of
+128 (an optional cosine schedule), and the generator's running average (decay 0.999) sampled. Scores use ``--samples`` images
+(5,000: FDs run higher than the benchmark's 10,000-sample ones)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+from lapgan_levels import cascade_from
+from shared_data import SampleScores, mnist_root
+from torch import nn
+
+from genzoo.data import to_unit_range
+from genzoo.models.adversarial import ParameterAverage, adam_pair, adversarial_iteration
+from genzoo.models.gan import MinibatchStd
+from genzoo.models.lapgan import LAPGAN, LAPGANConfig, laplacian_pyramid
+from genzoo.models.layers import leaky_relu, mlp
+from genzoo.runs import load_run, load_split
+
+SCORED_EPOCHS = {1, 2, 3, 5, 10, 15, 20, 30, 40, 60, 80, 100}
+
+
+def dims(text: str) -> tuple[int, ...]:
+    return tuple(int(d) for d in text.split(","))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="a zoo name or run directory of a lapgan (its residual generators are used)")
+    parser.add_argument("--rate", type=float, default=2e-4, help="Adam's rate for both players")
+    parser.add_argument("--r1", type=float, default=0.0, help="gamma of the R1 penalty (0 = off)")
+    parser.add_argument("--minibatch-std", type=int, default=0, help="group of a minibatch-std feature in D (0 = off)")
+    parser.add_argument("--dims", type=dims, default=(512, 512), help="hidden layers of D (and of G unless --generator-dims)")
+    parser.add_argument("--generator-dims", type=dims, default=None)
+    parser.add_argument("--dropout", type=float, default=0.3, help="in the discriminator")
+    parser.add_argument("--epochs", type=int, default=20, help="scored after epochs 1, 2, 3, 5, 10, 15, 20, 30, ... and the last")
+    parser.add_argument("--anneal", type=float, default=None, metavar="FINAL",
+                        help="cosine-anneal both rates to this fraction of --rate over the run, every step (0.02 as the gan row)")
+    parser.add_argument("--samples", type=int, default=5000)
+    args = parser.parse_args()
+    mnist_root()
+    run = load_run(args.run)
+    if not isinstance(run.model, LAPGAN):
+        parser.error(f"{args.run} is not a lapgan")
+    model = run.model.eval()
+    scores = SampleScores(run, args.samples)
+    train = load_split(run.config.data, "train").images.float() / 255
+    coarse, _ = laplacian_pyramid(train * 2 - 1, model.config.levels)
+    shape = coarse.shape[1:]
+    coarse = coarse.flatten(1)
+    pixels, latent = coarse.shape[1], model.config.latent_dim
+
+    torch.manual_seed(0)
+    g_dims = args.generator_dims or args.dims
+    generator = nn.Sequential(mlp((latent, *g_dims), activation=leaky_relu), nn.Linear(g_dims[-1], pixels), nn.Tanh())
+    group = args.minibatch_std
+    head = nn.Sequential(MinibatchStd(group), nn.Linear(args.dims[-1] + 1, 1)) if group else nn.Linear(args.dims[-1], 1)
+    discriminator = nn.Sequential(mlp((pixels, *args.dims), activation=leaky_relu, dropout=args.dropout), head)
+    average = ParameterAverage(generator, 0.999)
+    config = LAPGANConfig(learning_rate=args.rate, r1_weight=args.r1)
+    optimizers = adam_pair(config, generator.parameters(), discriminator.parameters())
+
+    def discriminate(images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return discriminator(images).squeeze(1)
+
+    rng = torch.Generator().manual_seed(0)
+    steps = args.epochs * (len(coarse) // 128)
+    start, step = time.time(), 0
+    for epoch in range(1, args.epochs + 1):
+        order = torch.randperm(len(coarse), generator=rng)
+        for i in range(0, len(coarse) - 127, 128):
+            if args.anneal is not None:
+                fraction = args.anneal + (1 - args.anneal) * 0.5 * (1 + math.cos(math.pi * step / steps))
+                for optimizer in optimizers.values():
+                    for param_group in optimizer.param_groups:
+                        param_group["lr"] = args.rate * fraction
+            step += 1
+            fake = generator(torch.randn(128, latent, generator=rng))
+            metrics = adversarial_iteration(config, discriminate, optimizers, real=coarse[order[i:i + 128]], fake=fake,
+                                            joint_batch=not group)
+            average.update(generator)
+        if epoch in SCORED_EPOCHS or epoch == args.epochs:
+            with torch.no_grad():
+                noise = torch.Generator().manual_seed(1)
+                images = average.network(torch.randn(args.samples, latent, generator=noise)).view(-1, *shape)
+                images = cascade_from(model, images, 0, noise)
+            print(f"epoch {epoch}  {time.time() - start:.0f} s  D(x) {float(metrics['d_real']):.2f}  "
+                  f"{scores.line(to_unit_range(images, model.data_format))}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
