@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-from shared_data import SampleScores, mnist_root
+from shared_data import SampleScores, load_benchmark_run
 
 from genzoo.evaluation.suite import draw_samples
 from genzoo.models.adversarial import LatentGAN, batch_statistics
-from genzoo.runs import load_run
 
 
 @torch.no_grad()
@@ -36,9 +35,8 @@ def main() -> None:
     parser.add_argument("pools", nargs="+", type=int, help="candidate pool sizes (at least --samples)")
     parser.add_argument("--samples", type=int, default=10_000)
     args = parser.parse_args()
-    mnist_root()
-    run = load_run(args.run)
-    if not isinstance(run.model, LatentGAN) or run.model.conditional:
+    run = load_benchmark_run(parser, args.run, LatentGAN, "a latent-variable GAN")
+    if run.model.conditional:
         parser.error(f"{args.run} is not an unconditional latent-variable GAN")
     if min(args.pools) < args.samples:
         parser.error("every pool must hold at least --samples images")

@@ -20,16 +20,16 @@ import math
 import time
 
 import torch
-from lapgan_levels import cascade_from
-from shared_data import SampleScores, mnist_root
+from lapgan_levels import cascade_from, load_lapgan
+from shared_data import SampleScores
 from torch import nn
 
 from genzoo.data import to_unit_range
 from genzoo.models.adversarial import ParameterAverage, adam_pair, adversarial_iteration
 from genzoo.models.gan import MinibatchStd
-from genzoo.models.lapgan import LAPGAN, LAPGANConfig, laplacian_pyramid
+from genzoo.models.lapgan import LAPGANConfig, laplacian_pyramid
 from genzoo.models.layers import leaky_relu, mlp
-from genzoo.runs import load_run, load_split
+from genzoo.runs import load_split
 
 SCORED_EPOCHS = {1, 2, 3, 5, 10, 15, 20, 30, 40, 60, 80, 100}
 
@@ -52,11 +52,7 @@ def main() -> None:
                         help="cosine-anneal both rates to this fraction of --rate over the run, every step (0.02 as the gan row)")
     parser.add_argument("--samples", type=int, default=5000)
     args = parser.parse_args()
-    mnist_root()
-    run = load_run(args.run)
-    if not isinstance(run.model, LAPGAN):
-        parser.error(f"{args.run} is not a lapgan")
-    model = run.model.eval()
+    run, model = load_lapgan(parser, args.run)
     scores = SampleScores(run, args.samples)
     train = load_split(run.config.data, "train").images.float() / 255
     coarse, _ = laplacian_pyramid(train * 2 - 1, model.config.levels)

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-from shared_data import SampleScores, mnist_root
+from shared_data import SampleScores, load_benchmark_run
 
 from genzoo.data import to_unit_range
 from genzoo.evaluation.suite import draw_samples
 from genzoo.models.lapgan import LAPGAN, laplacian_pyramid, upsample
-from genzoo.runs import load_run, load_split
+from genzoo.runs import Run, load_split
 
 
 @torch.no_grad()
@@ -38,16 +38,18 @@ def cascade_from(model: LAPGAN, start: torch.Tensor, first_level: int, generator
     return level
 
 
+def load_lapgan(parser: argparse.ArgumentParser, name: str) -> tuple[Run, LAPGAN]:
+    """The lapgan run ``name`` and its model in eval mode (a parser error if it is none)."""
+    run = load_benchmark_run(parser, name, LAPGAN, "a lapgan")
+    return run, run.model.eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="a zoo name or run directory of a lapgan")
     parser.add_argument("--samples", type=int, default=10_000)
     args = parser.parse_args()
-    mnist_root()
-    run = load_run(args.run)
-    if not isinstance(run.model, LAPGAN):
-        parser.error(f"{args.run} is not a lapgan")
-    model = run.model.eval()
+    run, model = load_lapgan(parser, args.run)
     scores = SampleScores(run, args.samples)
     fake, _ = draw_samples(run, args.samples, seed=0)
     print(f"generated from noise:  {scores.line(fake)}", flush=True)

@@ -3,14 +3,16 @@ and the benchmark's sample metrics as one printed line."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
 import torch
 
+from genzoo.errors import GenzooError
 from genzoo.evaluation.evaluator import bundled_evaluator
 from genzoo.evaluation.suite import sample_set_metrics
-from genzoo.runs import Run, load_split
+from genzoo.runs import Run, load_run, load_split
 
 SAMPLE_METRICS = ["fd", "prdc", "classifier-score", "class-coverage"]
 
@@ -24,6 +26,19 @@ def mnist_root() -> str:
         if shared.is_dir():
             os.environ["GENZOO_DATA"] = str(shared)
     return os.environ.get("GENZOO_DATA", "")
+
+
+def load_benchmark_run(parser: argparse.ArgumentParser, name: str, kind: type, what: str) -> Run:
+    """The run (zoo name or directory) ``name``, MNIST found by :func:`mnist_root`; a one-line
+    parser error (exit 2) if it cannot be loaded or its model is not a ``kind`` (``what``)."""
+    mnist_root()
+    try:
+        run = load_run(name)
+    except GenzooError as error:
+        parser.error(str(error))
+    if not isinstance(run.model, kind):
+        parser.error(f"{name} is not {what}")
+    return run
 
 
 class SampleScores:

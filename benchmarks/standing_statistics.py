@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-from shared_data import SampleScores, mnist_root
+from shared_data import SampleScores, load_benchmark_run
 from torch import nn
 
 from genzoo.evaluation.suite import draw_samples
 from genzoo.models.adversarial import AveragedGenerator
-from genzoo.runs import load_run
 
 
 @torch.no_grad()
@@ -44,10 +43,7 @@ def main() -> None:
     parser.add_argument("batches", nargs="+", type=int, help="batches of 128 latents for each recomputation")
     parser.add_argument("--samples", type=int, default=10_000)
     args = parser.parse_args()
-    mnist_root()
-    run = load_run(args.run)
-    if not isinstance(run.model, AveragedGenerator):
-        parser.error(f"{args.run} is not a GAN with a generator average (gan, cgan, dcgan or lapgan)")
+    run = load_benchmark_run(parser, args.run, AveragedGenerator, "a GAN with a generator average (gan, cgan, dcgan or lapgan)")
     run.model.eval()
     scores = SampleScores(run, args.samples)
     print(f"{args.run}  shipped statistics:  {scores.line(*draw_samples(run, args.samples, seed=0))}", flush=True)

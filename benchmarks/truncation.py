@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-from shared_data import SampleScores, mnist_root
+from shared_data import SampleScores, load_benchmark_run
 
 from genzoo.evaluation.suite import draw_samples
 from genzoo.models.adversarial import LatentGAN
-from genzoo.runs import load_run
 
 
 def truncated(latents, threshold: float):
@@ -38,10 +37,7 @@ def main() -> None:
     parser.add_argument("thresholds", nargs="+", type=float, help="t values; 0 = no truncation")
     parser.add_argument("--samples", type=int, default=10_000)
     args = parser.parse_args()
-    mnist_root()
-    run = load_run(args.run)
-    if not isinstance(run.model, LatentGAN):
-        parser.error(f"{args.run} is not a latent-variable GAN")
+    run = load_benchmark_run(parser, args.run, LatentGAN, "a latent-variable GAN")
     model = run.model.eval()
     scores = SampleScores(run, args.samples)
     untruncated = model.latents
