@@ -1,17 +1,18 @@
-"""A LAPGAN's coarsest level trained alone: an MLP GAN on the real images' coarsest pyramid level
-(7x7 for MNIST), its samples run up a trained LAPGAN's residual generators and scored by the
+"""A LAPGAN's coarsest level trained alone: a GAN on the real images' coarsest pyramid level (7x7
+for MNIST), its samples run up a trained LAPGAN's residual generators and scored by the
 benchmark's sample metrics against MNIST's test split.
 
-    python benchmarks/lapgan_coarse.py RUN [--rate 1e-3] [--dropout 0] [--epochs 20] ...
+    python benchmarks/lapgan_coarse.py RUN [--architecture conv] [--rate 1e-3] [--epochs 20] ...
 
 Levels of a LAPGAN train independently on real pyramids, so a recipe for the coarsest level can be
 tried in seconds an epoch instead of the whole cascade's minutes (`benchmarks/lapgan_levels.py`
 says which level holds a model back). RUN should have good residual levels: its cascade from the
-real coarsest images is this script's ceiling. The networks are lapgan's own coarse generator and
-discriminator (``coarse_dims``, LeakyReLU, tanh output), built from seed 0 as listed; Adam with
-beta1 0.5, the non-saturating logistic game, one discriminator step per generator step, batches of
-128 (an optional cosine schedule), and the generator's running average (decay 0.999) sampled. Scores use ``--samples`` images
-(5,000: FDs run higher than the benchmark's 10,000-sample ones)."""
+real coarsest images is this script's ceiling. The networks are lapgan's own coarsest generator
+and discriminator (``--architecture mlp``: ``coarse_dims`` wide, LeakyReLU, tanh output; ``conv``:
+``coarse_convolutional_gan``), built from seed 0; Adam with beta1 0.5, the non-saturating
+logistic game, one discriminator step per generator step, batches of 128 (optionally a cosine
+schedule), and the generator's running average (decay 0.999) sampled. Scores use ``--samples``
+images (5,000: FDs run higher than the benchmark's 10,000-sample ones)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from torch import nn
 from genzoo.data import to_unit_range
 from genzoo.models.adversarial import ParameterAverage, adam_pair, adversarial_iteration
 from genzoo.models.gan import MinibatchStd
-from genzoo.models.lapgan import LAPGANConfig, laplacian_pyramid
+from genzoo.models.lapgan import LAPGANConfig, coarse_convolutional_gan, laplacian_pyramid
 from genzoo.models.layers import leaky_relu, mlp
 from genzoo.runs import load_split
 
@@ -41,6 +42,9 @@ def dims(text: str) -> tuple[int, ...]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="a zoo name or run directory of a lapgan (its residual generators are used)")
+    parser.add_argument("--architecture", choices=("mlp", "conv"), default="mlp",
+                        help="lapgan's coarse_architecture; conv takes --channels, mlp the other network flags")
+    parser.add_argument("--channels", type=int, default=64, help="coarse_channels of the conv networks")
     parser.add_argument("--rate", type=float, default=2e-4, help="Adam's rate for both players")
     parser.add_argument("--r1", type=float, default=0.0, help="gamma of the R1 penalty (0 = off)")
     parser.add_argument("--minibatch-std", type=int, default=0, help="group of a minibatch-std feature in D (0 = off)")
@@ -61,11 +65,14 @@ def main() -> None:
     pixels, latent = coarse.shape[1], model.config.latent_dim
 
     torch.manual_seed(0)
-    g_dims = args.generator_dims or args.dims
-    generator = nn.Sequential(mlp((latent, *g_dims), activation=leaky_relu), nn.Linear(g_dims[-1], pixels), nn.Tanh())
     group = args.minibatch_std
-    head = nn.Sequential(MinibatchStd(group), nn.Linear(args.dims[-1] + 1, 1)) if group else nn.Linear(args.dims[-1], 1)
-    discriminator = nn.Sequential(mlp((pixels, *args.dims), activation=leaky_relu, dropout=args.dropout), head)
+    if args.architecture == "conv":
+        generator, discriminator = coarse_convolutional_gan(latent, tuple(shape), args.channels)
+    else:
+        g_dims = args.generator_dims or args.dims
+        generator = nn.Sequential(mlp((latent, *g_dims), activation=leaky_relu), nn.Linear(g_dims[-1], pixels), nn.Tanh())
+        head = nn.Sequential(MinibatchStd(group), nn.Linear(args.dims[-1] + 1, 1)) if group else nn.Linear(args.dims[-1], 1)
+        discriminator = nn.Sequential(mlp((pixels, *args.dims), activation=leaky_relu, dropout=args.dropout), head)
     average = ParameterAverage(generator, 0.999)
     config = LAPGANConfig(learning_rate=args.rate, r1_weight=args.r1)
     optimizers = adam_pair(config, generator.parameters(), discriminator.parameters())
@@ -85,14 +92,14 @@ def main() -> None:
                     for param_group in optimizer.param_groups:
                         param_group["lr"] = args.rate * fraction
             step += 1
-            fake = generator(torch.randn(128, latent, generator=rng))
+            fake = generator(torch.randn(128, latent, generator=rng)).flatten(1)
             metrics = adversarial_iteration(config, discriminate, optimizers, real=coarse[order[i:i + 128]], fake=fake,
                                             joint_batch=not group)
             average.update(generator)
         if epoch in SCORED_EPOCHS or epoch == args.epochs:
             with torch.no_grad():
                 noise = torch.Generator().manual_seed(1)
-                images = average.network(torch.randn(args.samples, latent, generator=noise)).view(-1, *shape)
+                images = average.network.eval()(torch.randn(args.samples, latent, generator=noise)).view(-1, *shape)
                 images = cascade_from(model, images, 0, noise)
             print(f"epoch {epoch}  {time.time() - start:.0f} s  D(x) {float(metrics['d_real']):.2f}  "
                   f"{scores.line(to_unit_range(images, model.data_format))}", flush=True)

@@ -441,6 +441,29 @@ def test_lapgan_extra_convolutions_deepen_every_residual_level_and_reload(tmp_pa
                        loaded.sample(4, generator=torch.Generator().manual_seed(1)))
 
 
+def test_a_convolutional_coarsest_lapgan_level_trains_and_reloads(tmp_path):
+    """coarse_architecture = conv replaces the 7x7 MLPs by convolutional networks of coarse_channels;
+    the cascade keeps its sizes, trains, and reloads to identical samples; the MLP's own options
+    are refused beside it (the tiny config's coarse_dims of 16 is put back to the default first)."""
+    spec = load_dataset("fake", "train").spec
+    overrides = ["coarse_architecture=conv", "coarse_channels=4", "coarse_dims=512,512"]
+    config = genzoo.apply_overrides(tiny_config("lapgan", epochs=1, max_batches=2, eval_batches=1), overrides)
+    trainer = genzoo.train(config, tmp_path / "run", progress=False)
+    model = trainer.model.cpu().eval()
+    for network in (model.coarse_generator, model.coarse_discriminator):
+        widths = {m.out_channels for m in network.modules() if isinstance(m, torch.nn.Conv2d)}
+        assert widths and widths <= {1, 4, 8}
+    steps = model.sample_pyramid(3, torch.Generator().manual_seed(0))
+    assert [tuple(s.shape[1:]) for s in steps] == [(1, 7, 7), (1, 14, 14), (1, 28, 28)]
+    assert steps[0].abs().max() <= 1 and torch.isfinite(steps[-1]).all()
+    loaded = genzoo.load(tmp_path / "run")
+    assert torch.equal(model.sample(4, generator=torch.Generator().manual_seed(1)),
+                       loaded.sample(4, generator=torch.Generator().manual_seed(1)))
+    for wrong in ("coarse_dims=16", "dropout=0"):
+        with pytest.raises(ConfigError, match="coarse_dims and dropout apply to the mlp coarsest GAN only"):
+            build_model(genzoo.apply_overrides(tiny_config("lapgan"), [*overrides, wrong]), spec)
+
+
 def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path):
     """discriminator_architecture = radford: the lectures' generator (upsampling and 4x4 'same'
     convolutions) with Radford et al.'s discriminator (4x4 strided convolutions, no dropout), whose
@@ -479,12 +502,17 @@ def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path
             build_model(genzoo.apply_overrides(tiny_config("dcgan"), [*overrides, *wrong]), spec)
 
 
-@pytest.mark.parametrize(("name", "weight_sum"), [("dcgan", 651.2829372801), ("lapgan", 288.9072105103)])
-def test_a_seed_gives_the_initial_weights_the_zoo_rows_were_trained_from(name, weight_sum):
-    """The sum of every initial parameter and buffer of the default network under seed 0, as the
-    code that trained the shipped `dcgan` and `lapgan` rows gave it (git commit 189cf16): adding
-    options (extra_convs, discriminator_architecture) must not reorder the random draws, or
-    `genzoo train --config` would no longer reproduce a shipped row."""
+@pytest.mark.parametrize(("name", "overrides", "weight_sum"), [
+    ("dcgan", [], 651.2829372801),
+    ("lapgan", [], 288.9072105103),
+    ("lapgan", ["coarse_architecture=conv", "extra_convs=2"], 1044.682586270642),
+])
+def test_a_seed_gives_the_initial_weights_the_zoo_rows_were_trained_from(name, overrides, weight_sum):
+    """The sum of every initial parameter and buffer of a network under seed 0: for the default
+    networks as the code at git commit 189cf16 gave it (adding options such as extra_convs and
+    discriminator_architecture must not reorder the random draws), and for the shipped `lapgan`
+    row's networks as the code that trained it gave it; otherwise `genzoo train --config` would no
+    longer reproduce a shipped row."""
     torch.manual_seed(0)
-    model = build_model(genzoo.default_config(name), load_dataset("fake", "train").spec)
+    model = build_model(genzoo.apply_overrides(genzoo.default_config(name), overrides), load_dataset("fake", "train").spec)
     assert sum(v.double().sum().item() for v in model.state_dict().values()) == pytest.approx(weight_sum, rel=1e-9)

@@ -178,27 +178,17 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
                                 *DECAY),
             evaluation=LIKELIHOOD_EVAL, start_from="vae",
             note="the `vae` row's model fine-tuned with the IWAE bound, k = 50 (Burda et al.'s), rate 3e-4 annealed"),
-        # A constant rate: annealed to 2 % over 12 epochs its 7x7 level stuck on one blob (FD 52.7, score
-        # 3.85, 9 classes); constant over 10: FD 35.0, 5.92, 10 classes, the score still rising; over
-        # 20 with the averaged generators: FD 19.8, 7.37 (per-epoch 5.67 at epoch 10, 7.47 at 20); over
-        # 30: FD 15.9, 7.84 (per-epoch 7.79 at 26, 7.92 at 30); over 40: FD 13.6, 8.08 (per-epoch 8.29);
-        # over 70: FD 11.7, 8.32 (per-epoch 8.35, 8.45, 8.45-8.53 at 50, 60, 66-70: flattening). The R1
-        # penalty (gamma 1) at a rate of 1e-3, as `gan` and `dcgan`, started faster and then stalled: 3.52,
-        # 5.11, 5.67 at epochs 1, 3, 6 (this row: 1.13, 3.15, 4.16), then 5.36-5.77 over 7-14 (6.93 at 14),
-        # its discriminators at chance (D(x) 0.51, generator loss 0.71, about ln 2) and the samples' classes
-        # less even (3.03 bits at 14; this row 3.21). Gamma 0.1 (a 14-epoch pilot): 6.10-6.23 over epochs 9-14.
-        # A rate of 1e-3 without R1 (as the 100-epoch `gan`) led early, then ran into this row's curve: 6.93,
-        # 7.44, 8.00 at epochs 7, 14, 30 (this row: 4.28, 6.93, 7.92), 8.15-8.32 over 36-40 (8.29 at 40); 40
-        # epochs (25.7 min): FD 12.6, score 8.11 (this row at 40: 13.6, 8.08). Which level holds it back
-        # (benchmarks/lapgan_levels.py): the cascade from the real 14x14 images scores FD 0.55, 9.89 (the
-        # floor: 0.23, 9.89), from the real 7x7 images 7.85, 9.15; so the 14x14 and 7x7 GANs, not the 28x28.
-        # At 14 epochs: 0.73, 9.88 and 9.76, 9.00; with residual_channels=64 (2.4x the time): 0.95, 9.87 and
-        # 14.2, 8.70, its discriminators further ahead (D(x) 0.78 against 0.68): width is not the lever.
-        # Depth is, at 14x14: extra_convs=2 (10 epochs, 1.8x the time) 0.59, 9.89 and 6.15, 9.23; its full
-        # cascade 5.92 at 10 (this row 5.67), held back by the 7x7 MLP GAN, which trained alone
-        # (benchmarks/lapgan_coarse.py, nine recipes) tops out near 8.3 through those residual levels.
-        Row("lapgan", "lapgan", 70, ("generator_average=0.999",),
-            note="3-level Laplacian pyramid: 7x7 MLP GAN, 14x14 and 28x28 residual GANs, averaged generators"),
+        # The paper's fully connected 7x7 GAN at 2e-4 (the previous row): FD 11.7, score 8.32 after 70
+        # epochs (82.1 min), flat over the last ten; annealing stuck its 7x7 level on one blob, R1 at 1e-3
+        # stalled it (5.36-5.77 over epochs 7-14), 1e-3 alone only sped the start. Level by level
+        # (benchmarks/lapgan_levels.py, benchmarks/lapgan_coarse.py): extra_convs=2 lifted the 14x14
+        # level (from the real 7x7 images 9.23 after 10 epochs against 9.00 after 14), the MLP 7x7 GAN
+        # trained alone topped out near 8.3 with nine recipes, a convolutional one reached 8.40 in 10.
+        # This row (both, at 1e-3): 8.32 per epoch at epoch 7, 8.58-8.69 over 11-16; FD 7.23, score 8.63.
+        # docs/zoo-notebook.md#lapgan has the curves.
+        Row("lapgan", "lapgan", 16, ("generator_average=0.999", "coarse_architecture=conv", "extra_convs=2",
+                                     "learning_rate=0.001"),
+            note="3-level Laplacian pyramid: 7x7 convolutional GAN, 14x14 and 28x28 residual GANs (two extra convolutions), averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
         Row("dbn", "dbn", 60, ("hidden_layers=500,500,2000", "updates_per_layer=12000", "cd_steps=10"),
             note="3-layer DBN (500-500-2000), 20 epochs per layer, CD-10"),
