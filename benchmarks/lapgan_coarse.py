@@ -7,9 +7,10 @@ benchmark's sample metrics against MNIST's test split.
 Levels of a LAPGAN train independently on real pyramids, so a recipe for the coarsest level can be
 tried in seconds an epoch instead of the whole cascade's minutes (`benchmarks/lapgan_levels.py`
 says which level holds a model back). RUN should have good residual levels: its cascade from the
-real coarsest images is this script's ceiling. The networks are lapgan's own coarsest generator
-and discriminator (``--architecture mlp``: ``coarse_dims`` wide, LeakyReLU, tanh output; ``conv``:
-``coarse_convolutional_gan``), built from seed 0; Adam with beta1 0.5, the non-saturating
+real coarsest images is this script's ceiling. The networks: ``--architecture conv`` is lapgan's
+own ``coarse_convolutional_gan``; ``mlp`` has the layout of lapgan's MLPs (LeakyReLU, tanh output)
+with this script's variants (separate generator widths, a minibatch-std head), its discriminator's
+head drawn before its hidden layers, so not lapgan's initial weights for a seed. Seed 0; Adam with beta1 0.5, the non-saturating
 logistic game, one discriminator step per generator step, batches of 128 (optionally a cosine
 schedule), and the generator's running average (decay 0.999) sampled. Scores use ``--samples``
 images (5,000: FDs run higher than the benchmark's 10,000-sample ones)."""
