@@ -1,17 +1,20 @@
 """A LAPGAN's coarsest level trained alone: a GAN on the real images' coarsest pyramid level (7x7
-for MNIST), its samples run up a trained LAPGAN's residual generators and scored by the
-benchmark's sample metrics against MNIST's test split.
+for MNIST; with ``--level 1`` the next finer one, 14x14), its samples run up a trained LAPGAN's
+residual generators above that level and scored by the benchmark's sample metrics against
+MNIST's test split.
 
-    python benchmarks/lapgan_coarse.py RUN [--architecture conv] [--rate 1e-3] [--epochs 20] ...
+    python benchmarks/lapgan_coarse.py RUN [--level 1] [--architecture conv] [--rate 1e-3] [--epochs 20] ...
 
 Levels of a LAPGAN train independently on real pyramids, so a recipe for the coarsest level can be
 tried in seconds an epoch instead of the whole cascade's minutes (`benchmarks/lapgan_levels.py`
 says which level holds a model back). RUN should have good residual levels: its cascade from the
 real coarsest images is this script's ceiling. The networks: ``--architecture conv`` is lapgan's
-own ``coarse_convolutional_gan``; ``mlp`` has the layout of lapgan's MLPs (LeakyReLU, tanh output)
+own ``coarse_convolutional_gan``; ``radford`` is dcgan's networks with one strided layer
+(for ``--level 1``); ``mlp`` has the layout of lapgan's MLPs (LeakyReLU, tanh output)
 with this script's variants (separate generator widths, a minibatch-std head), its discriminator's
 head drawn before its hidden layers, so not lapgan's initial weights for a seed. Seed 0; Adam with beta1 0.5, the non-saturating
-logistic game, one discriminator step per generator step, batches of 128 (optionally a cosine
+logistic game, one discriminator step per generator step (real and fake batches apart for a
+discriminator with batch norm), batches of 128 (optionally a cosine
 schedule), and the generator's running average (decay 0.999) sampled. Scores use ``--samples``
 images (5,000: FDs run higher than the benchmark's 10,000-sample ones)."""
 
@@ -26,8 +29,14 @@ from lapgan_levels import cascade_from, load_lapgan
 from shared_data import SampleScores
 from torch import nn
 
-from genzoo.data import to_unit_range
-from genzoo.models.adversarial import ParameterAverage, adam_pair, adversarial_iteration
+from genzoo.data import DataSpec, to_unit_range
+from genzoo.models.adversarial import (
+    ParameterAverage,
+    adam_pair,
+    adversarial_iteration,
+    mixes_batch,
+)
+from genzoo.models.dcgan import DCGANConfig, init_weights, radford_discriminator, radford_generator
 from genzoo.models.gan import MinibatchStd
 from genzoo.models.lapgan import LAPGANConfig, coarse_convolutional_gan, laplacian_pyramid
 from genzoo.models.layers import leaky_relu, mlp
@@ -40,12 +49,28 @@ def dims(text: str) -> tuple[int, ...]:
     return tuple(int(d) for d in text.split(","))
 
 
+def radford_gan(latent: int, shape: tuple[int, int, int], width: int, extra_convs: int) -> tuple[nn.Module, nn.Module]:
+    """dcgan's radford networks (batch norm in both) with one strided layer each (7 -> 14), for a
+    GAN at the 14x14 level of a 28x28 pyramid (``--level 1``)."""
+    config = DCGANConfig(layers=1, latent_dim=latent, generator_channels=width, extra_convs=extra_convs)
+    spec = DataSpec(*shape, num_classes=0)
+    generator = radford_generator(config, spec)
+    discriminator = nn.Sequential(nn.Unflatten(1, shape), radford_discriminator(spec, width, layers=1, extra_convs=extra_convs))
+    generator.apply(init_weights)
+    discriminator.apply(init_weights)
+    return generator, discriminator
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="a zoo name or run directory of a lapgan (its residual generators are used)")
-    parser.add_argument("--architecture", choices=("mlp", "conv"), default="mlp",
+    parser.add_argument("--level", type=int, default=0,
+                        help="the pyramid level to train the GAN at (0 = the coarsest, 1 = the next finer, ...); "
+                             "its samples run up RUN's residual levels above it")
+    parser.add_argument("--architecture", choices=("mlp", "conv", "radford"), default="mlp",
                         help="lapgan's coarse_architecture; conv takes --channels, mlp the other network flags")
     parser.add_argument("--channels", type=int, default=64, help="coarse_channels of the conv networks")
+    parser.add_argument("--extra-convs", type=int, default=1, help="extra_convs of the radford networks")
     parser.add_argument("--rate", type=float, default=2e-4, help="Adam's rate for both players")
     parser.add_argument("--r1", type=float, default=0.0, help="gamma of the R1 penalty (0 = off)")
     parser.add_argument("--minibatch-std", type=int, default=0, help="group of a minibatch-std feature in D (0 = off)")
@@ -58,9 +83,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5000)
     args = parser.parse_args()
     run, model = load_lapgan(parser, args.run)
+    if not 0 <= args.level < model.config.levels - 1:
+        parser.error(f"--level must be 0 .. {model.config.levels - 2} for a lapgan of {model.config.levels} levels")
     scores = SampleScores(run, args.samples)
     train = load_split(run.config.data, "train").images.float() / 255
-    coarse, _ = laplacian_pyramid(train * 2 - 1, model.config.levels)
+    coarse, _ = laplacian_pyramid(train * 2 - 1, model.config.levels - args.level)
     shape = coarse.shape[1:]
     coarse = coarse.flatten(1)
     pixels, latent = coarse.shape[1], model.config.latent_dim
@@ -69,6 +96,8 @@ def main() -> None:
     group = args.minibatch_std
     if args.architecture == "conv":
         generator, discriminator = coarse_convolutional_gan(latent, tuple(shape), args.channels)
+    elif args.architecture == "radford":
+        generator, discriminator = radford_gan(latent, tuple(shape), args.channels, args.extra_convs)
     else:
         g_dims = args.generator_dims or args.dims
         generator = nn.Sequential(mlp((latent, *g_dims), activation=leaky_relu), nn.Linear(g_dims[-1], pixels), nn.Tanh())
@@ -95,13 +124,13 @@ def main() -> None:
             step += 1
             fake = generator(torch.randn(128, latent, generator=rng)).flatten(1)
             metrics = adversarial_iteration(config, discriminate, optimizers, real=coarse[order[i:i + 128]], fake=fake,
-                                            joint_batch=not group)
+                                            joint_batch=not (group or mixes_batch(discriminator)))
             average.update(generator)
         if epoch in SCORED_EPOCHS or epoch == args.epochs:
             with torch.no_grad():
                 noise = torch.Generator().manual_seed(1)
                 images = average.network.eval()(torch.randn(args.samples, latent, generator=noise)).view(-1, *shape)
-                images = cascade_from(model, images, 0, noise)
+                images = cascade_from(model, images, args.level, noise)
             print(f"epoch {epoch}  {time.time() - start:.0f} s  D(x) {float(metrics['d_real']):.2f}  "
                   f"{scores.line(to_unit_range(images, model.data_format))}", flush=True)
 

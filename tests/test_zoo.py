@@ -146,6 +146,20 @@ def test_the_results_table_names_the_dbms_log_z_estimator_and_its_check_from_abo
     assert result["metrics"]["log_z"] == max(result["metrics"]["log_z_ais"], result["metrics"]["log_z_mixture"])
 
 
+def test_every_shipped_result_fills_each_of_its_tables_columns():
+    """Each results table a zoo entry's eval.json falls in draws one cell per column, none empty;
+    and every entry falls in at least one table after the overview."""
+    from genzoo.evaluation.benchmark import RESULT_TABLES
+
+    for name, entry in zoo.entries().items():
+        result = json.loads((entry.path / "eval.json").read_text())
+        tables = [t for t in RESULT_TABLES if t.key in result["metrics"]]
+        assert tables, name
+        for table in tables:
+            cells = table.cells(result)
+            assert len(cells) == len(table.columns) and all(cells), (name, table.key, cells)
+
+
 def test_a_row_that_starts_from_an_untrained_row_says_which_to_run_first(tmp_path):
     from genzoo.errors import GenzooError
     from genzoo.evaluation.benchmark import _train_row

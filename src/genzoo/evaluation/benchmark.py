@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -315,8 +316,97 @@ def _cell(value: float | None, floor: float | None = None, digits: int = 2) -> s
     return f"{text} ({floor:.{digits}f})" if floor is not None else text
 
 
+def _sample_cells(result: dict) -> list[str]:
+    m, f = result["metrics"], result["floors"]
+    cells = [_cell(m.get(k), f.get(k)) for k in ("fd", "kid_x1000", "precision", "recall", "density", "coverage",
+                                                 "classifier_score")]
+    cells.append(f"{m['classes_covered']} / 10" if "classes_covered" in m else "-")
+    cells.append(_cell(m.get("conditional_accuracy"), digits=3))
+    return cells
+
+
+def _sample_intro(result: dict) -> str:
+    protocol = result["protocol"]
+    return ("Sample quality, each value beside its real-vs-real floor in parentheses "
+            f"(evaluator `{protocol['evaluator']['version']}`, test accuracy "
+            f"{100 * protocol['evaluator']['test_accuracy']:.2f} %; {protocol['num_samples']} samples against "
+            f"the {protocol['reference']}; floor: {protocol['floor']}):")
+
+
+def _likelihood_cells(result: dict) -> list[str]:
+    m, p = result["metrics"], result["protocol"]["likelihood"]
+    iwae = next(((k[9:], v) for k, v in m.items() if k.startswith("neg_iwae_")), None)
+    if p["method"] == "AIS":
+        nll = f"{m['nll']:.2f} ({m['nll_low']:.2f} .. {m['nll_high']:.2f})"
+        method = f"AIS, {p['ais_chains']} chains x {p['ais_steps']} steps"
+        if p.get("log_z_estimator") == "posterior mixture":  # the DBM's larger lower bound on log Z
+            method = (f"posterior-mixture IS, {p['mixture_samples']} samples x {p['ais_runs']} runs "
+                      f"(above {method}); from above if the chains mixed: NLL {m['nll_reverse']:.2f}; "
+                      f"bridge: NLL {m['nll_bridge']:.2f}")
+    else:
+        nll, method = f"{m['nll']:.2f}", f"importance sampling, K = {p['importance_samples']}"
+    return [nll, f"{iwae[1]:.2f} (k = {iwae[0]})" if iwae else "-", _cell(m.get("neg_elbo")), method,
+            p["binarization"].split(":")[0], str(p["num_images"])]
+
+
+def _reconstruction_cells(result: dict) -> list[str]:
+    m = result["metrics"]
+    gain = f"{m['denoising_gain']:.1f}x ({m['denoising_gain_db']:.1f} dB)" if "denoising_gain" in m else "-"
+    return [f"{m['reconstruction_mse']:.4f}", f"{m['reconstruction_bce']:.1f}", gain]
+
+
+def _inpainting_cells(result: dict) -> list[str]:
+    m = result["metrics"]
+    return [f"{m['inpainting_mse']:.4f}", f"{m['mean_fill_mse']:.4f}", f"{m['inpainting_gain']:.2f}x"]
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """One table of :func:`markdown`: the rows whose metrics hold ``key``, each drawn by ``cells``
+    under ``columns`` (after the row's label; "r" right-aligns a column), with an ``intro`` line
+    drawn from the first such result and an optional ``footnote``."""
+
+    key: str
+    intro: typing.Callable[[dict], str]
+    columns: tuple[tuple[str, str], ...]  # (heading, "l" or "r")
+    cells: typing.Callable[[dict], list[str]]
+    footnote: str = ""
+
+    def lines(self, rows: list[tuple[Row, dict]]) -> list[str]:
+        header = "| row | " + " | ".join(heading for heading, _ in self.columns) + " |"
+        rule = "|---|" + "".join("---:|" if align == "r" else "---|" for _, align in self.columns)
+        lines = ["", self.intro(rows[0][1]), "", header, rule]
+        lines += [f"| `{row.label}` | " + " | ".join(self.cells(result)) + " |" for row, result in rows]
+        return lines + (["", self.footnote] if self.footnote else [])
+
+
+# The tables after the overview, in order; a result appears in each whose key its metrics hold.
+RESULT_TABLES = (
+    ResultTable("fd", _sample_intro,
+                tuple((h, "r") for h in ("FD", "KID x 1000", "precision", "recall", "density", "coverage",
+                                          "classifier score", "classes covered", "conditional accuracy")),
+                _sample_cells),
+    ResultTable("nll", lambda _: "Likelihoods in nats per test image (lower is better):",
+                (("NLL", "r"), ("-IWAE bound", "r"), ("-ELBO", "r"), ("estimator", "l"), ("binarisation", "l"),
+                 ("test images", "r")),
+                _likelihood_cells,
+                "Binarisation: *dynamic* = one fresh Bernoulli draw of each test image with a fixed seed "
+                "(the protocol of Burda et al. 2016); *none* = grey levels under a Bernoulli likelihood, "
+                "not a likelihood of binary data and not comparable with published figures."),
+    ResultTable("reconstruction_mse", lambda _: "Reconstruction of test images:",
+                (("MSE per pixel", "r"), ("BCE per image (nats)", "r"), ("denoising gain", "r")),
+                _reconstruction_cells),
+    ResultTable("inpainting_mse",
+                lambda _: ("Inpainting the 14x14 centre hole of test images (MSE of [0, 1] pixels in the hole; the "
+                           "baseline fills the hole with the mean of the pixels within 2 px around it):"),
+                (("model MSE", "r"), ("mean-fill MSE", "r"), ("baseline / model", "r")),
+                _inpainting_cells),
+)
+
+
 def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
-    """The results of a protocol as Markdown: an overview, then one table per kind of metric."""
+    """The results of a protocol as Markdown: an overview, then one table per kind of metric
+    (:data:`RESULT_TABLES`), then the rows' notes."""
     lines = [f"### Protocol `{name}`", "",
              "Produced by `genzoo benchmark " + name + "` on this machine; wall times are for training "
              "(the sum of the epochs) and for evaluation.", "",
@@ -330,61 +420,10 @@ def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
     lines += ["", "Held-out loss: the model's own loss on the test split (autoencoders and VAEs: nats per "
               "image; GANs: discriminator + generator cross-entropy; Boltzmann machines: reconstruction "
               "cross-entropy, not a likelihood)."]
-    sampled = [(r, res) for r, res, _ in results if "fd" in res["metrics"]]
-    if sampled:
-        protocol = sampled[0][1]["protocol"]
-        lines += ["", "Sample quality, each value beside its real-vs-real floor in parentheses "
-                  f"(evaluator `{protocol['evaluator']['version']}`, test accuracy "
-                  f"{100 * protocol['evaluator']['test_accuracy']:.2f} %; {protocol['num_samples']} samples against "
-                  f"the {protocol['reference']}; floor: {protocol['floor']}):", "",
-                  "| row | FD | KID x 1000 | precision | recall | density | coverage | classifier score | classes covered | conditional accuracy |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for row, res in sampled:
-            m, f = res["metrics"], res["floors"]
-            cells = [_cell(m.get(k), f.get(k)) for k in ("fd", "kid_x1000", "precision", "recall", "density", "coverage",
-                                                         "classifier_score")]
-            cells.append(f"{m['classes_covered']} / 10" if "classes_covered" in m else "-")
-            cells.append(_cell(m.get("conditional_accuracy"), digits=3))
-            lines.append(f"| `{row.label}` | " + " | ".join(cells) + " |")
-    likelihood = [(r, res) for r, res, _ in results if "nll" in res["metrics"]]
-    if likelihood:
-        lines += ["", "Likelihoods in nats per test image (lower is better):", "",
-                  "| row | NLL | -IWAE bound | -ELBO | estimator | binarisation | test images |",
-                  "|---|---:|---:|---:|---|---|---:|"]
-        for row, res in likelihood:
-            m, p = res["metrics"], res["protocol"]["likelihood"]
-            iwae = next(((k[9:], v) for k, v in m.items() if k.startswith("neg_iwae_")), None)
-            if p["method"] == "AIS":
-                nll = f"{m['nll']:.2f} ({m['nll_low']:.2f} .. {m['nll_high']:.2f})"
-                method = f"AIS, {p['ais_chains']} chains x {p['ais_steps']} steps"
-                if p.get("log_z_estimator") == "posterior mixture":  # the DBM's larger lower bound on log Z
-                    method = (f"posterior-mixture IS, {p['mixture_samples']} samples x {p['ais_runs']} runs "
-                              f"(above {method}); from above if the chains mixed: NLL {m['nll_reverse']:.2f}; "
-                              f"bridge: NLL {m['nll_bridge']:.2f}")
-            else:
-                nll, method = f"{m['nll']:.2f}", f"importance sampling, K = {p['importance_samples']}"
-            lines.append(f"| `{row.label}` | {nll} | {f'{iwae[1]:.2f} (k = {iwae[0]})' if iwae else '-'} | "
-                         f"{_cell(m.get('neg_elbo'))} | {method} | {p['binarization'].split(':')[0]} | {p['num_images']} |")
-        lines += ["", "Binarisation: *dynamic* = one fresh Bernoulli draw of each test image with a fixed seed "
-                  "(the protocol of Burda et al. 2016); *none* = grey levels under a Bernoulli likelihood, "
-                  "not a likelihood of binary data and not comparable with published figures."]
-    recon = [(r, res) for r, res, _ in results if "reconstruction_mse" in res["metrics"]]
-    if recon:
-        lines += ["", "Reconstruction of test images:", "",
-                  "| row | MSE per pixel | BCE per image (nats) | denoising gain |", "|---|---:|---:|---:|"]
-        for row, res in recon:
-            m = res["metrics"]
-            gain = f"{m['denoising_gain']:.1f}x ({m['denoising_gain_db']:.1f} dB)" if "denoising_gain" in m else "-"
-            lines.append(f"| `{row.label}` | {m['reconstruction_mse']:.4f} | {m['reconstruction_bce']:.1f} | {gain} |")
-    inpainting = [(r, res) for r, res, _ in results if "inpainting_mse" in res["metrics"]]
-    if inpainting:
-        lines += ["", "Inpainting the 14x14 centre hole of test images (MSE of [0, 1] pixels in the hole; the "
-                  "baseline fills the hole with the mean of the pixels within 2 px around it):", "",
-                  "| row | model MSE | mean-fill MSE | baseline / model |", "|---|---:|---:|---:|"]
-        for row, res in inpainting:
-            m = res["metrics"]
-            lines.append(f"| `{row.label}` | {m['inpainting_mse']:.4f} | {m['mean_fill_mse']:.4f} | "
-                         f"{m['inpainting_gain']:.2f}x |")
+    for table in RESULT_TABLES:
+        rows = [(row, result) for row, result, _ in results if table.key in result["metrics"]]
+        if rows:
+            lines += table.lines(rows)
     notes = [f"- `{row.label}`: {row.note}" for row, _, _ in results if row.note]
     if notes:
         lines += ["", *notes]

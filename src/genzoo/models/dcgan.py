@@ -40,8 +40,9 @@ class DCGANConfig(AdversarialTraining):
     # 6.2 after 4 epochs at a rate of 1e-3 with R1); with Radford et al.'s, 8.6 after 4.
     discriminator_architecture: Literal["same", "radford", "upsampling"] = "same"
     # radford: strided (transposed) convolutions in each network; image sides must be divisible by
-    # 2^layers (2 for 28x28 MNIST: 7 -> 14 -> 28; 4 for 64x64: the paper's 4 -> 8 -> 16 -> 32 -> 64)
-    layers: typing.Annotated[int, Between(2, 6)] = 2
+    # 2^layers (2 for 28x28 MNIST: 7 -> 14 -> 28; 4 for 64x64: the paper's 4 -> 8 -> 16 -> 32 -> 64;
+    # 1 for a 14x14 image: 7 -> 14)
+    layers: typing.Annotated[int, Between(1, 6)] = 2
     latent_dim: Size = 100
     generator_channels: Channels = 64  # radford: feature maps 2C at H/4, C at H/2; upsampling: C throughout
     discriminator_channels: Channels = 64  # radford: C at H/2, 2C at H/4; upsampling: C, C
