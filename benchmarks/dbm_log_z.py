@@ -2,6 +2,7 @@
 of the zoo DBM's partition function.
 
     python benchmarks/dbm_log_z.py zoo:dbm [--steps 14500]   (needs MNIST: GENZOO_DATA or ../shared/data)
+    python benchmarks/dbm_log_z.py zoo:dbm --sweeps 1000,5000   (the last three only, at each chain length)
 
 Prints, for the first 10,000 dynamically binarised test images (seed 0, as the benchmark):
 - for a first hidden layer of at most 26 units, log Z exactly, by enumerating h1;
@@ -21,6 +22,7 @@ first layer of 20 units and 244 s for 24 on a machine about 3.9 times slower.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 
@@ -94,6 +96,9 @@ def main() -> None:
     parser.add_argument("run", help="a DBM run directory or zoo name")
     parser.add_argument("--steps", type=int, default=14_500, help="intermediate distributions of both AIS paths")
     parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--sweeps", type=lambda text: [int(n) for n in text.split(",")], default=None,
+                        help="only the mixture, reverse and bridge estimates, once for each of these sweeps of "
+                             "the reverse check's chains (comma-separated; the model's gibbs_steps otherwise)")
     args = parser.parse_args()
     data_dir = mnist_root()
     model = genzoo.load(args.run)
@@ -104,6 +109,16 @@ def main() -> None:
     def report(what: str, started: float, value: float) -> None:
         print(f"{what:<58} {value:8.2f}   ({time.perf_counter() - started:.0f} s)", flush=True)
 
+    if args.sweeps:
+        for sweeps in args.sweeps:
+            model.config = dataclasses.replace(model.config, gibbs_steps=sweeps)
+            started = time.perf_counter()
+            estimates = model.mixture_log_partition(visible, samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS,
+                                                    generator=generator)
+            report(f"{sweeps} sweeps: mixture", started, estimates["mixture"]["log_z"])
+            report(f"{sweeps} sweeps: reverse, {REVERSE_CHAINS} chains", started, estimates["reverse"])
+            report(f"{sweeps} sweeps: bridge", started, estimates["bridge"])
+        return
     if model.bottom.weight.shape[1] <= MAX_EXACT_UNITS:
         started = time.perf_counter()
         report(f"exact, by enumerating all 2^{model.bottom.weight.shape[1]} h1 states", started, exact_log_partition(model))
