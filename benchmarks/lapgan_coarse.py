@@ -68,8 +68,9 @@ def main() -> None:
                         help="the pyramid level to train the GAN at (0 = the coarsest, 1 = the next finer, ...); "
                              "its samples run up RUN's residual levels above it")
     parser.add_argument("--architecture", choices=("mlp", "conv", "radford"), default="mlp",
-                        help="lapgan's coarse_architecture; conv takes --channels, mlp the other network flags")
-    parser.add_argument("--channels", type=int, default=64, help="coarse_channels of the conv networks")
+                        help="conv: lapgan's coarse_architecture; radford: dcgan's networks (even sides only: "
+                             "--level 1); both take --channels, radford --extra-convs, mlp the other network flags")
+    parser.add_argument("--channels", type=int, default=64, help="width of the conv or radford networks")
     parser.add_argument("--extra-convs", type=int, default=1, help="extra_convs of the radford networks")
     parser.add_argument("--rate", type=float, default=2e-4, help="Adam's rate for both players")
     parser.add_argument("--r1", type=float, default=0.0, help="gamma of the R1 penalty (0 = off)")
@@ -89,6 +90,8 @@ def main() -> None:
     train = load_split(run.config.data, "train").images.float() / 255
     coarse, _ = laplacian_pyramid(train * 2 - 1, model.config.levels - args.level)
     shape = coarse.shape[1:]
+    if args.architecture == "radford" and (shape[1] % 2 or shape[2] % 2):
+        parser.error(f"--architecture radford needs even sides, not {shape[1]}x{shape[2]} (use --level 1)")
     coarse = coarse.flatten(1)
     pixels, latent = coarse.shape[1], model.config.latent_dim
 
