@@ -13,10 +13,19 @@ Prints, for the first 10,000 dynamically binarised test images (seed 0, as the b
   reverse check from above and the bridge between the last two (the three share one timing);
 - AIS in (n, h1) from the posterior mixture itself (n the mixture component, an auxiliary
   variable, so that every transition is a Gibbs step): a path that starts at the data, tried
-  and not shipped.
+  and not shipped;
+- the same three from a mixture of the model's own chains' conditionals p(h1 | v, h2) instead of
+  the test images' posteriors (the reverse check and the bridge use other chains): if the chains
+  have mixed, that mixture tends to p(h1) itself as it grows;
+- the mean-field bound on log p*(v) and, above it, the importance-sampled log p*(v) (h1 drawn from
+  the mean field, h2 summed out): how much of the NLL's uncertainty is the bound's (the rest is
+  log Z's).
 
-About 4 minutes for zoo:dbm on 2 CPU cores at the default 14,500 steps; the exact sum took 13 s for a
-first layer of 20 units and 244 s for 24 on a machine about 3.9 times slower.
+About 30 minutes for zoo:dbm at the default 14,500 steps on a 2-core machine about 3.9 times slower
+than the one the earlier figures came from (single state 56 s, AIS 192 s, mixture AIS 404 s, the
+test-image mixture with reverse and bridge 204 s, the chains' mixture 596 s, importance-sampled
+log p*(v) 46 s); on that machine the exact sum took 13 s for a first layer of 20 units and 244 s
+for 24.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from genzoo.models.boltzmann import ais_schedule, softplus_difference
 from genzoo.models.dbm import MIXTURE_FLOOR, MIXTURE_SAMPLES, REVERSE_CHAINS
 
 MAX_EXACT_UNITS = 26  # first layers up to this size also get log Z exactly, by enumeration
+CHAIN_COMPONENTS = 4000  # Gibbs chains whose conditionals p(h1 | v, h2) make the second mixture
 
 
 def best_single_state(model, visible: torch.Tensor, sweeps: int = 30) -> float:
@@ -119,8 +129,8 @@ def main() -> None:
         for sweeps in args.sweeps:
             model.config = dataclasses.replace(model.config, gibbs_steps=sweeps)
             started = time.perf_counter()
-            estimates = model.mixture_log_partition(visible, samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS,
-                                                    generator=generator)
+            estimates = model.mixture_log_partition(model.posterior_mixture(visible), samples=MIXTURE_SAMPLES,
+                                                    chains=REVERSE_CHAINS, generator=generator)
             report(f"{sweeps} sweeps: mixture", started, estimates["mixture"]["log_z"])
             report(f"{sweeps} sweeps: reverse, {REVERSE_CHAINS} chains", started, estimates["reverse"])
             report(f"{sweeps} sweeps: bridge", started, estimates["bridge"])
@@ -137,13 +147,25 @@ def main() -> None:
     report(f"AIS from the posterior mixture, 100 chains x {args.steps}", started,
            mixture_ais(model, visible[:2000], chains=100, steps=args.steps, generator=generator))
     started = time.perf_counter()
-    estimates = model.mixture_log_partition(visible, samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS,
-                                            generator=generator)
+    estimates = model.mixture_log_partition(model.posterior_mixture(visible), samples=MIXTURE_SAMPLES,
+                                            chains=REVERSE_CHAINS, generator=generator)
     report(f"posterior mixture, {MIXTURE_SAMPLES} samples", started, estimates["mixture"]["log_z"])
     report(f"reverse, {REVERSE_CHAINS} chains (an upper bound if they mixed)", started, estimates["reverse"])
     report("bridge between the two", started, estimates["bridge"])
+    started = time.perf_counter()
+    chain_v, chain_top, _ = model.chain_states(CHAIN_COMPONENTS, generator)
+    estimates = model.mixture_log_partition(model.mixture(model.h1_given(chain_v, chain_top)), samples=2 * MIXTURE_SAMPLES,
+                                            chains=REVERSE_CHAINS, generator=generator)
+    report(f"mixture of {CHAIN_COMPONENTS} chains' p(h1 | v, h2), {2 * MIXTURE_SAMPLES} samples", started,
+           estimates["mixture"]["log_z"])
+    report(f"reverse from it, {REVERSE_CHAINS} other chains", started, estimates["reverse"])
+    report("bridge between the two", started, estimates["bridge"])
     bound = float(model.variational_bound(visible).double().mean())
     print(f"mean-field bound on log p*(v): {bound:.2f}; NLL = log Z - {bound:.2f}")
+    started = time.perf_counter()
+    refined = torch.cat([model.importance_log_p_star(part, samples=100, generator=generator)
+                         for part in visible.split(500)])
+    report("log p*(v) by importance sampling 100 draws of h1 (mean)", started, float(refined.mean()))
 
 
 if __name__ == "__main__":

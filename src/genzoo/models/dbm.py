@@ -230,11 +230,17 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
     @torch.no_grad()
     def sample(self, num: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
         """p(v|h1) after ``gibbs_steps`` sweeps from base-rate images and their mean-field h2."""
+        return self.chain_states(num, generator)[2].view(-1, *self.spec.shape)
+
+    @torch.no_grad()
+    def chain_states(self, num: int, generator):
+        """(v, h2, p(v|h1)) of ``num`` Gibbs chains after ``gibbs_steps`` sweeps from base-rate
+        images and their mean-field h2."""
         visible = self.base_rate_sample(num, generator)
         top = bernoulli(self.mean_field(visible)[1], generator)
         for _ in range(self.config.gibbs_steps):
             visible, top, probabilities = self.gibbs_sweep(visible, top, generator)
-        return probabilities.view(-1, *self.spec.shape)
+        return visible, top, probabilities
 
     def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
         return self.sample(len(batch), generator=generator)
@@ -276,6 +282,27 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         return ais_result(log_w, log_z_base, runs=runs)
 
     @torch.no_grad()
+    def importance_log_p_star(self, visible: torch.Tensor, *, samples: int, generator, floor: float = 1e-6,
+                              chunk: int = 100) -> torch.Tensor:
+        """log p*(v) per image (B,) by importance sampling h1 from its mean-field posterior q(h1|v)
+        (clamped to [floor, 1 - floor]), h2 summed out analytically:
+            log p*(v, h1) = b.v + c1.h1 + v W1 h1 + sum_k softplus((c2 + h1 W2)_k),
+            log p*(v) ~= log (1/K) sum_k p*(v, h1_k) / q(h1_k|v):
+        in expectation a lower bound on log p*(v) and, by Jensen, at least the bound over h1 alone,
+        E_q[log p*(v, h1) - log q(h1|v)], which is itself above :meth:`variational_bound`."""
+        mu = self.mean_field(visible)[0].clamp(floor, 1 - floor)
+        logit, log_off = (mu.log() - (1 - mu).log()).double(), (1 - mu).log().sum(1).double()
+        visible_term, bottom_up = (visible @ self.bottom.visible_bias).double(), visible @ self.bottom.weight
+        bottom_up = bottom_up + self.bottom.hidden_bias
+        weights = []
+        for start in range(0, samples, chunk):
+            middle = bernoulli(mu.expand(min(chunk, samples - start), -1, -1), generator)  # (k, B, H1)
+            log_joint = (visible_term + (middle * bottom_up).sum(-1).double()
+                         + F.softplus(middle @ self.top.weight + self.top.hidden_bias).sum(-1).double())
+            weights.append(log_joint - ((middle.double() * logit).sum(-1) + log_off))
+        return torch.logsumexp(torch.cat(weights), 0) - math.log(samples)
+
+    @torch.no_grad()
     def log_p_star_h1(self, middle: torch.Tensor) -> torch.Tensor:
         """log p*(h1) = c1.h1 + sum_i softplus((b + W1 h1)_i) + sum_j softplus((c2 + h1 W2)_j), in
         float64: v and h2 summed out analytically (both are independent given h1)."""
@@ -286,9 +313,14 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
 
     @torch.no_grad()
     def posterior_mixture(self, visible: torch.Tensor):
-        """The mixture q(h1) = (1/N) sum_n prod_j Bernoulli(h1_j; mu_nj) of the mean-field posteriors
-        of ``visible`` (clamped to [MIXTURE_FLOOR, 1 - MIXTURE_FLOOR]): (component means, log q)."""
-        mu = self.mean_field(visible)[0].double().clamp(MIXTURE_FLOOR, 1 - MIXTURE_FLOOR)
+        """The mixture of the mean-field posteriors q(h1) of ``visible`` (:meth:`mixture`)."""
+        return self.mixture(self.mean_field(visible)[0])
+
+    @torch.no_grad()
+    def mixture(self, means: torch.Tensor):
+        """The mixture q(h1) = (1/N) sum_n prod_j Bernoulli(h1_j; mu_nj) of N factorial components
+        (``means`` (N, H1), clamped to [MIXTURE_FLOOR, 1 - MIXTURE_FLOOR]): (component means, log q)."""
+        mu = means.double().clamp(MIXTURE_FLOOR, 1 - MIXTURE_FLOOR)
         logit, log_off = (mu.log() - (1 - mu).log()).T, (1 - mu).log().sum(1)
 
         def log_q(middle: torch.Tensor) -> torch.Tensor:
@@ -307,26 +339,22 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
     def model_log_weights(self, mixture, chains: int, generator) -> torch.Tensor:
         """log p*(h1) - log q(h1) for the h1 of ``chains`` Gibbs chains after ``gibbs_steps`` sweeps
         from base-rate images (as :meth:`sample`): draws from p(h1) if the chains have mixed."""
-        chain_v = self.base_rate_sample(chains, generator)
-        top = bernoulli(self.mean_field(chain_v)[1], generator)
-        for _ in range(self.config.gibbs_steps):
-            chain_v, top, _ = self.gibbs_sweep(chain_v, top, generator)
+        chain_v, top, _ = self.chain_states(chains, generator)
         middle = bernoulli(self.h1_given(chain_v, top), generator)
         return self.log_p_star_h1(middle) - mixture[1](middle)
 
     @torch.no_grad()
-    def mixture_log_partition(self, visible: torch.Tensor, *, samples: int, chains: int, generator, runs: int = 1,
+    def mixture_log_partition(self, mixture, *, samples: int, chains: int, generator, runs: int = 1,
                               chunk: int = 1000) -> dict:
-        """Three estimates of log Z over h1 alone, all from the mixture q of the mean-field
-        posteriors of ``visible`` (:meth:`posterior_mixture`), with w = p*(h1) / q(h1):
+        """Three estimates of log Z over h1 alone, all from a ``mixture`` q (:meth:`mixture`; the
+        benchmark's is the test images' :meth:`posterior_mixture`), with w = p*(h1) / q(h1):
         - ``mixture``: Z = E_q[w] from ``runs`` runs of ``samples`` draws of q (an :func:`ais_result`).
-          The floor gives q every state, so the estimate of Z is unbiased whatever the images (they
+          The floor gives q every state, so the estimate of Z is unbiased whatever the components (they
           only decide where it looks): in expectation a lower bound on log Z.
         - ``reverse``: 1/Z = E_p[1/w] from ``chains`` Gibbs chains (:meth:`model_log_weights`): in
           expectation an upper bound on log Z, if the chains are draws from p.
         - ``bridge``: Meng & Wong's optimal bridge between the two sets (:func:`bridge_log_ratio`):
           consistent, and far less variable than either side when q and p overlap little."""
-        mixture = self.posterior_mixture(visible)
         forward = torch.cat([self.mixture_log_weights(mixture, min(chunk, runs * samples - start), generator)
                              for start in range(0, runs * samples, chunk)])
         backward = self.model_log_weights(mixture, chains, generator)
@@ -340,7 +368,7 @@ class DBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         visible = images.flatten(1).to(self.bottom.weight.device)
         ais = self.ais_log_partition(num_chains=num_chains, num_steps=num_steps, generator=generator, runs=runs,
                                      progress=progress)
-        estimates = self.mixture_log_partition(visible, samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS,
+        estimates = self.mixture_log_partition(self.posterior_mixture(visible), samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS,
                                                generator=generator, runs=runs)
         mixture = estimates["mixture"]
         partition = max(ais, mixture, key=lambda estimate: estimate["log_z"])  # both lower bounds: the tighter
