@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Iterator
 
 import torch
 from lapgan_levels import cascade_from, load_lapgan
@@ -59,6 +60,33 @@ def radford_gan(latent: int, shape: tuple[int, int, int], width: int, extra_conv
     generator.apply(init_weights)
     discriminator.apply(init_weights)
     return generator, discriminator
+
+
+def train_alone(config: LAPGANConfig, optimizers: dict[str, torch.optim.Optimizer], discriminate, batch,
+                size: int, *, epochs: int, anneal: float | None, average: ParameterAverage, trained: nn.Module,
+                joint_batch: bool) -> Iterator[tuple[int, float, dict]]:
+    """One level's GAN trained alone: epochs of batches of 128 (``batch(indices, rng)`` -> real and
+    fake, the fake still carrying the generator's graph) through the adversarial iteration, the
+    running ``average`` of the ``trained`` generator updated after every step; yields (epoch,
+    seconds so far, the last step's metrics) after the scored epochs. Seed 0 for the order and the
+    noise; optionally both rates cosine-annealed to ``anneal`` times ``config.learning_rate``."""
+    rng = torch.Generator().manual_seed(0)
+    steps = epochs * (size // 128)
+    start, step = time.time(), 0
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(size, generator=rng)
+        for i in range(0, size - 127, 128):
+            if anneal is not None:
+                fraction = anneal + (1 - anneal) * 0.5 * (1 + math.cos(math.pi * step / steps))
+                for optimizer in optimizers.values():
+                    for param_group in optimizer.param_groups:
+                        param_group["lr"] = config.learning_rate * fraction
+            step += 1
+            real, fake = batch(order[i:i + 128], rng)
+            metrics = adversarial_iteration(config, discriminate, optimizers, real=real, fake=fake, joint_batch=joint_batch)
+            average.update(trained)
+        if epoch in SCORED_EPOCHS or epoch == epochs:
+            yield epoch, time.time() - start, metrics
 
 
 def main() -> None:
@@ -113,29 +141,18 @@ def main() -> None:
     def discriminate(images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return discriminator(images).squeeze(1)
 
-    rng = torch.Generator().manual_seed(0)
-    steps = args.epochs * (len(coarse) // 128)
-    start, step = time.time(), 0
-    for epoch in range(1, args.epochs + 1):
-        order = torch.randperm(len(coarse), generator=rng)
-        for i in range(0, len(coarse) - 127, 128):
-            if args.anneal is not None:
-                fraction = args.anneal + (1 - args.anneal) * 0.5 * (1 + math.cos(math.pi * step / steps))
-                for optimizer in optimizers.values():
-                    for param_group in optimizer.param_groups:
-                        param_group["lr"] = args.rate * fraction
-            step += 1
-            fake = generator(torch.randn(128, latent, generator=rng)).flatten(1)
-            metrics = adversarial_iteration(config, discriminate, optimizers, real=coarse[order[i:i + 128]], fake=fake,
-                                            joint_batch=not (group or mixes_batch(discriminator)))
-            average.update(generator)
-        if epoch in SCORED_EPOCHS or epoch == args.epochs:
-            with torch.no_grad():
-                noise = torch.Generator().manual_seed(1)
-                images = average.network.eval()(torch.randn(args.samples, latent, generator=noise)).view(-1, *shape)
-                images = cascade_from(model, images, args.level, noise)
-            print(f"epoch {epoch}  {time.time() - start:.0f} s  D(x) {float(metrics['d_real']):.2f}  "
-                  f"{scores.line(to_unit_range(images, model.data_format))}", flush=True)
+    def batch(indices: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return coarse[indices], generator(torch.randn(len(indices), latent, generator=rng)).flatten(1)
+
+    for epoch, elapsed, metrics in train_alone(config, optimizers, discriminate, batch, len(coarse), epochs=args.epochs,
+                                               anneal=args.anneal, average=average, trained=generator,
+                                               joint_batch=not (group or mixes_batch(discriminator))):
+        with torch.no_grad():
+            noise = torch.Generator().manual_seed(1)
+            images = average.network.eval()(torch.randn(args.samples, latent, generator=noise)).view(-1, *shape)
+            images = cascade_from(model, images, args.level, noise)
+        print(f"epoch {epoch}  {elapsed:.0f} s  D(x) {float(metrics['d_real']):.2f}  "
+              f"{scores.line(to_unit_range(images, model.data_format))}", flush=True)
 
 
 if __name__ == "__main__":
