@@ -9,8 +9,8 @@ Levels of a LAPGAN train independently on real pyramids, so a recipe for the coa
 tried in seconds an epoch instead of the whole cascade's minutes (`benchmarks/lapgan_levels.py`
 says which level holds a model back). RUN should have good residual levels: its cascade from the
 real coarsest images is this script's ceiling. The networks: ``--architecture conv`` is lapgan's
-own ``coarse_convolutional_gan``; ``radford`` is dcgan's networks with one strided layer
-(for ``--level 1``); ``mlp`` has the layout of lapgan's MLPs (LeakyReLU, tanh output)
+own ``coarse_convolutional_gan``; ``radford`` its ``coarse_radford_gan``, dcgan's networks with
+one strided layer (for ``--level 1``); ``mlp`` has the layout of lapgan's MLPs (LeakyReLU, tanh output)
 with this script's variants (separate generator widths, a minibatch-std head), its discriminator's
 head drawn before its hidden layers, so not lapgan's initial weights for a seed. Seed 0; Adam with beta1 0.5, the non-saturating
 logistic game, one discriminator step per generator step (real and fake batches apart for a
@@ -30,16 +30,20 @@ from lapgan_levels import cascade_from, load_lapgan
 from shared_data import SampleScores
 from torch import nn
 
-from genzoo.data import DataSpec, to_unit_range
+from genzoo.data import to_unit_range
 from genzoo.models.adversarial import (
     ParameterAverage,
     adam_pair,
     adversarial_iteration,
     mixes_batch,
 )
-from genzoo.models.dcgan import DCGANConfig, init_weights, radford_discriminator, radford_generator
 from genzoo.models.gan import MinibatchStd
-from genzoo.models.lapgan import LAPGANConfig, coarse_convolutional_gan, laplacian_pyramid
+from genzoo.models.lapgan import (
+    LAPGANConfig,
+    coarse_convolutional_gan,
+    coarse_radford_gan,
+    laplacian_pyramid,
+)
 from genzoo.models.layers import leaky_relu, mlp
 from genzoo.runs import load_split
 
@@ -48,18 +52,6 @@ SCORED_EPOCHS = {1, 2, 3, 5, 10, 15, 20, 30, 40, 60, 80, 100}
 
 def dims(text: str) -> tuple[int, ...]:
     return tuple(int(d) for d in text.split(","))
-
-
-def radford_gan(latent: int, shape: tuple[int, int, int], width: int, extra_convs: int) -> tuple[nn.Module, nn.Module]:
-    """dcgan's radford networks (batch norm in both) with one strided layer each (7 -> 14), for a
-    GAN at the 14x14 level of a 28x28 pyramid (``--level 1``)."""
-    config = DCGANConfig(layers=1, latent_dim=latent, generator_channels=width, extra_convs=extra_convs)
-    spec = DataSpec(*shape, num_classes=0)
-    generator = radford_generator(config, spec)
-    discriminator = nn.Sequential(nn.Unflatten(1, shape), radford_discriminator(spec, width, layers=1, extra_convs=extra_convs))
-    generator.apply(init_weights)
-    discriminator.apply(init_weights)
-    return generator, discriminator
 
 
 def train_alone(config: LAPGANConfig, optimizers: dict[str, torch.optim.Optimizer], discriminate, batch,
@@ -128,7 +120,7 @@ def main() -> None:
     if args.architecture == "conv":
         generator, discriminator = coarse_convolutional_gan(latent, tuple(shape), args.channels)
     elif args.architecture == "radford":
-        generator, discriminator = radford_gan(latent, tuple(shape), args.channels, args.extra_convs)
+        generator, discriminator = coarse_radford_gan(latent, tuple(shape), args.channels, args.extra_convs)
     else:
         g_dims = args.generator_dims or args.dims
         generator = nn.Sequential(mlp((latent, *g_dims), activation=leaky_relu), nn.Linear(g_dims[-1], pixels), nn.Tanh())

@@ -464,6 +464,31 @@ def test_a_convolutional_coarsest_lapgan_level_trains_and_reloads(tmp_path):
             build_model(genzoo.apply_overrides(tiny_config("lapgan"), [*overrides, wrong]), spec)
 
 
+def test_a_radford_coarsest_lapgan_level_trains_and_reloads(tmp_path):
+    """coarse_architecture = radford puts dcgan's networks (one strided layer, batch norm,
+    coarse_channels wide, extra_convs deep) at the coarsest level: with 2 levels on 28x28 images a
+    14x14 GAN under one residual level; it trains, reloads to identical samples, and a coarsest size
+    of odd sides (3 levels: 7x7) is refused."""
+    spec = load_dataset("fake", "train").spec
+    overrides = ["levels=2", "coarse_architecture=radford", "coarse_channels=4", "coarse_dims=512,512", "extra_convs=1"]
+    config = genzoo.apply_overrides(tiny_config("lapgan", epochs=1, max_batches=2, eval_batches=1), overrides)
+    trainer = genzoo.train(config, tmp_path / "run", progress=False)
+    model = trainer.model.cpu().eval()
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.coarse_generator.modules())
+    for network in (model.coarse_generator, model.coarse_discriminator):
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())
+        widths = {m.out_channels for m in network.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)}
+        assert widths == ({1, 4} if network is model.coarse_generator else {4})
+    steps = model.sample_pyramid(3, torch.Generator().manual_seed(0))
+    assert [tuple(s.shape[1:]) for s in steps] == [(1, 14, 14), (1, 28, 28)]
+    assert steps[0].abs().max() <= 1 and torch.isfinite(steps[-1]).all()
+    loaded = genzoo.load(tmp_path / "run")
+    assert torch.equal(model.sample(4, generator=torch.Generator().manual_seed(1)),
+                       loaded.sample(4, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ConfigError, match="even coarsest sides, not 7x7"):
+        build_model(genzoo.apply_overrides(tiny_config("lapgan"), [*overrides, "levels=3"]), spec)
+
+
 def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path):
     """discriminator_architecture = radford: the lectures' generator (upsampling and 4x4 'same'
     convolutions) with Radford et al.'s discriminator (4x4 strided convolutions, no dropout), whose
@@ -506,12 +531,13 @@ def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path
     ("dcgan", [], 651.2829372801),
     ("lapgan", [], 288.9072105103),
     ("lapgan", ["coarse_architecture=conv", "extra_convs=2"], 1044.682586270642),
+    ("lapgan", ["levels=2", "coarse_architecture=radford", "coarse_channels=128", "extra_convs=2"], 1537.0874704673197),
 ])
 def test_a_seed_gives_the_initial_weights_the_zoo_rows_were_trained_from(name, overrides, weight_sum):
     """The sum of every initial parameter and buffer of a network under seed 0: for the default
     networks as the code at git commit 189cf16 gave it (adding options such as extra_convs and
     discriminator_architecture must not reorder the random draws), and for the shipped `lapgan`
-    row's networks as the code that trained it gave it; otherwise `genzoo train --config` would no
+    row's networks (and the previous row's, conv at 3 levels) as the code that trained it gave it; otherwise `genzoo train --config` would no
     longer reproduce a shipped row."""
     torch.manual_seed(0)
     model = build_model(genzoo.apply_overrides(genzoo.default_config(name), overrides), load_dataset("fake", "train").spec)

@@ -186,7 +186,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # level (from the real 7x7 images 9.23 after 10 epochs against 9.00 after 14), the MLP 7x7 GAN
         # trained alone topped out near 8.3 with nine recipes, a convolutional one reached 8.40 in 10.
         # This row (both, at 1e-3): 8.32 per epoch at epoch 7, 8.58-8.69 over 11-16; FD 7.23, score 8.63.
-        # docs/zoo-notebook.md#lapgan has the curves.
+        # A 2-level pyramid (levels=2, coarse_architecture=radford, coarse_channels=128, R1 gamma 1 on
+        # every level; 2026-12-04, not shipped) ran 8.53-8.62 over epochs 11-15, then its 28x28 level
+        # broke in epoch 16 (FD 36.5, recall 0.005). docs/zoo-notebook.md#lapgan has the curves.
         Row("lapgan", "lapgan", 16, ("generator_average=0.999", "coarse_architecture=conv", "extra_convs=2",
                                      "learning_rate=0.001"),
             note="3-level Laplacian pyramid: 7x7 convolutional GAN, 14x14 and 28x28 residual GANs (two extra convolutions), averaged generators"),
