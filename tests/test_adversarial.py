@@ -536,9 +536,9 @@ def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path
 def test_a_seed_gives_the_initial_weights_the_zoo_rows_were_trained_from(name, overrides, weight_sum):
     """The sum of every initial parameter and buffer of a network under seed 0: for the default
     networks as the code at git commit 189cf16 gave it (adding options such as extra_convs and
-    discriminator_architecture must not reorder the random draws), and for the shipped `lapgan`
-    row's networks (and the previous row's, conv at 3 levels) as the code that trained it gave it; otherwise `genzoo train --config` would no
-    longer reproduce a shipped row."""
+    discriminator_architecture must not reorder the random draws), for the shipped `lapgan` row's
+    networks, and for the 2-level radford run in docs/zoo-notebook.md#lapgan, as the code that
+    trained them gave them; otherwise `genzoo train --config` would no longer reproduce them."""
     torch.manual_seed(0)
     model = build_model(genzoo.apply_overrides(genzoo.default_config(name), overrides), load_dataset("fake", "train").spec)
     assert sum(v.double().sum().item() for v in model.state_dict().values()) == pytest.approx(weight_sum, rel=1e-9)

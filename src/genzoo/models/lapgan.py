@@ -151,7 +151,7 @@ def coarse_radford_gan(latent_dim: int, shape: tuple[int, int, int], width: int,
     and a linear logit. The coarsest sides must be even."""
     c, h, w = shape
     if h % 2 or w % 2:
-        raise ValueError(f"a radford coarsest GAN needs even coarsest sides, not {h}x{w} (fewer levels)")
+        raise ValueError(f"a radford coarsest GAN needs even coarsest sides, not {h}x{w} (use fewer levels)")
     config = DCGANConfig(layers=1, latent_dim=latent_dim, generator_channels=width, extra_convs=extra_convs)
     spec = DataSpec(c, h, w, num_classes=0)
     generator = radford_generator(config, spec)
