@@ -489,6 +489,29 @@ def test_a_radford_coarsest_lapgan_level_trains_and_reloads(tmp_path):
         build_model(genzoo.apply_overrides(tiny_config("lapgan"), [*overrides, "levels=3"]), spec)
 
 
+def test_lapgan_r1_levels_coarsest_penalises_the_coarsest_discriminator_only():
+    """With r1_levels = coarsest the R1 term reaches the coarsest discriminator's gradients and
+    leaves every residual discriminator's as without R1; with "all" it reaches those too. (After a
+    train step each discriminator's .grad is what its own step used.) It needs r1_weight > 0."""
+    data = load_dataset("fake", "train")
+    spec = data.spec
+
+    def gradients(overrides):
+        torch.manual_seed(0)
+        model = build_model(genzoo.apply_overrides(tiny_config("lapgan"), ["dropout=0", *overrides]), spec)
+        batch = next(BatchLoader(data, batch_size=8, fmt=model.data_format, drop_last=True).batches(None, None))
+        model.train_step(batch, model.configure_optimizers(), generator=torch.Generator().manual_seed(1))
+        return [torch.cat([p.grad.flatten() for p in d.parameters()]) for d in model.discriminators()]
+
+    plain, coarsest, every = (gradients(o) for o in ([], ["r1_weight=10", "r1_levels=coarsest"], ["r1_weight=10"]))
+    assert not torch.allclose(coarsest[0], plain[0]) and torch.allclose(coarsest[0], every[0])
+    for level in range(1, len(plain)):
+        assert torch.allclose(coarsest[level], plain[level])
+        assert not torch.allclose(every[level], plain[level])
+    with pytest.raises(ConfigError, match="needs r1_weight > 0"):
+        build_model(genzoo.apply_overrides(tiny_config("lapgan"), ["r1_levels=coarsest"]), spec)
+
+
 def test_the_upsampling_generator_trains_beside_a_radford_discriminator(tmp_path):
     """discriminator_architecture = radford: the lectures' generator (upsampling and 4x4 'same'
     convolutions) with Radford et al.'s discriminator (4x4 strided convolutions, no dropout), whose

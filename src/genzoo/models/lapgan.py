@@ -63,6 +63,10 @@ class LAPGANConfig(AdversarialTraining):
     # it is for a radford coarsest GAN); 0 = none.
     extra_convs: typing.Annotated[int, Between(0, 4)] = 0
     dropout: Fraction = 0.3  # coarsest discriminator (mlp)
+    # which levels' discriminators the R1 penalty (r1_weight) applies to: "all", or "coarsest" (the
+    # coarsest GAN's only, the residual levels' trained without it, as in the shipped 3-level row).
+    # R1 sums over the discriminators, each one's gradient taken on its own inputs.
+    r1_levels: typing.Literal["all", "coarsest"] = "all"
     # > 0: samples come from a running average of every level's generator with this decay (as the
     # GAN's generator_average); 0 = off.
     generator_average: Fraction = 0.0
@@ -170,6 +174,8 @@ class LAPGAN(AveragedGenerator, Sampler):
         scale = 2 ** (config.levels - 1)
         if config.levels < 2 or spec.height % scale or spec.width % scale:
             raise ValueError(f"{config.levels} pyramid levels need image sides divisible by {scale} (and levels >= 2)")
+        if config.r1_levels != "all" and not config.r1_weight:
+            raise ValueError("r1_levels chooses where the R1 penalty applies: it needs r1_weight > 0")
         c = spec.channels
         self.coarse_shape = (c, spec.height // scale, spec.width // scale)
         coarse_pixels = c * self.coarse_shape[1] * self.coarse_shape[2]
@@ -257,7 +263,8 @@ class LAPGAN(AveragedGenerator, Sampler):
     def train_step(self, batch: Batch, optimizers, *, generator: torch.Generator) -> Metrics:
         real, fake = self._real_and_fake(batch.images, generator, training=True)
         metrics = adversarial_iteration(self.config, self.discriminate, optimizers, real=real, fake=fake,
-                                        joint_batch=not mixes_batch(self.discriminators()))
+                                        joint_batch=not mixes_batch(self.discriminators()),
+                                        r1_columns=slice(0, 1) if self.config.r1_levels == "coarsest" else None)
         self.update_generator_average()
         return metrics
 
