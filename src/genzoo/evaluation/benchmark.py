@@ -189,8 +189,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # A 2-level pyramid (levels=2, coarse_architecture=radford, coarse_channels=128, R1 gamma 1 on
         # every level; 2026-12-04, not shipped) ran 8.53-8.62 over epochs 11-15, then its 28x28 level
         # broke in epoch 16 (FD 36.5, recall 0.005). docs/zoo-notebook.md#lapgan has the curves.
-        Row("lapgan", "lapgan", 16, ("generator_average=0.999", "levels=2", "coarse_architecture=radford",
-                                     "coarse_channels=128", "extra_convs=2", "r1_weight=1", "r1_levels=coarsest",
+        # With R1 on the coarsest discriminator only (r1_levels=coarsest; 2026-12-04, 84 min, not shipped):
+        # 8.47, 8.49, 8.57, 8.54, 8.50, 8.45, 8.56 over epochs 10-16, no break; FD 4.52 (this row: 7.23), score
+        # 8.60 (8.63), recall 0.80. Its float16 weights (4.7 MB against 2.8) would take the zoo past its 62 MB.
+        Row("lapgan", "lapgan", 16, ("generator_average=0.999", "coarse_architecture=conv", "extra_convs=2",
                                      "learning_rate=0.001"),
             note="3-level Laplacian pyramid: 7x7 convolutional GAN, 14x14 and 28x28 residual GANs (two extra convolutions), averaged generators"),
         Row("context-encoder", "context-encoder", 6, note="inpainting a 14x14 centre hole"),
