@@ -251,8 +251,8 @@ def adversarial_iteration(
     real and fake images as one batch (one pass of twice the rows: 25 ms instead of 32 for the
     MLP GAN's discriminator); only for discriminators whose outputs do not depend on the rest of
     the batch (``mixes_batch``). ``r1_columns`` picks the columns of (B, n) logits whose gradients
-    the R1 term penalises (None: all of them). Returns detached scalars: both losses (the discriminator's with its
-    R1 term, if ``r1_weight``: what it minimises), D(x) and D(G(z))
+    the R1 term penalises (None: all of them). Returns detached scalars: both losses (the
+    discriminator's with its R1 term, if ``r1_weight``: what it minimises), D(x) and D(G(z))
     (mean probabilities at the discriminator steps; with the hinge loss the sigmoid of its logits, a
     monotone stand-in), and ``loss`` (their sum, watched for divergence).
     """
