@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 import genzoo
@@ -15,6 +17,7 @@ from genzoo import zoo
 from genzoo.cli import main
 from genzoo.evaluation.benchmark import Row
 from genzoo.evaluation.suite import EvaluationOptions, evaluate_run, write_result
+from genzoo.images import unenlarged
 from genzoo.models.base import LatentCodec, Sampler
 from genzoo.zoo.build import build, headline
 
@@ -61,6 +64,25 @@ def test_build_writes_checksummed_entries_in_their_dtype(tiny_zoo):
     assert f"median epoch {seconds[0]:.1f} s" in card and "`genzoo benchmark mnist --rows tiny-gan`" in card
 
 
+def test_the_zoo_keeps_the_runs_grids_at_one_to_one(tiny_zoo):
+    shipped = sorted((tiny_zoo / "models" / "tiny-gan" / "samples").glob("epoch_*.png"))
+    run = tiny_zoo.parent / "runs" / "tiny-gan" / "samples"
+    assert shipped
+    for path in shipped:
+        small, big = np.asarray(Image.open(path)), np.asarray(Image.open(run / path.name))
+        assert small.shape[1] == 10 * (28 + 2) + 2  # ten columns of 28x28 cells, 2 px padding
+        assert np.array_equal(small.repeat(2, axis=0).repeat(2, axis=1), big)
+
+
+def test_unenlarged_keeps_an_image_that_is_not_an_exact_enlargement():
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 8), dtype=np.uint8)
+    big = pixels.repeat(2, axis=0).repeat(2, axis=1)
+    assert np.array_equal(np.asarray(unenlarged(Image.fromarray(big))), pixels)
+    big[3, 5] ^= 1
+    image = Image.fromarray(big)
+    assert unenlarged(image) is image
+
+
 def test_a_fine_tuned_entry_retrains_from_the_zoo_model_it_started_from(installed, tmp_path, monkeypatch):
     entry = installed / "models" / "tiny-iwae"
     config = genzoo.read_config(entry / "config.toml")
@@ -84,6 +106,8 @@ def test_a_zoo_name_loads_wherever_a_run_does(installed, tmp_path, monkeypatch):
     assert main(["sample", "zoo:tiny-gan", "--num", "8", "--out", "s.png"]) == 0 and (tmp_path / "s.png").exists()
     assert main(["plot", "zoo:tiny-vae", "losses"]) == 0
     assert (tmp_path / "runs" / "zoo-tiny-vae" / "plots" / "losses.png").exists()
+    assert main(["plot", "zoo:tiny-gan", "progress"]) == 0  # from the zoo's 1x grids
+    assert (tmp_path / "runs" / "zoo-tiny-gan" / "plots" / "progress.png").exists()
 
 
 def test_zoo_lists_names_and_headline_numbers(installed, capsys):

@@ -426,7 +426,7 @@ def plot_progress(run: Run, test: ImageData | None, out: Path, options: PlotOpti
     strips, labels = [], []
     for index in chosen:
         grid = np.asarray(Image.open(files[index]).convert("L"))
-        cell = (grid.shape[1] - 2) // 10  # grids are 10 columns of (side + 2 px padding), 2x enlarged
+        cell = (grid.shape[1] - 2) // 10  # 10 columns of (side + 2 px padding), in a run 2x enlarged, in the zoo not
         strips.append(grid[: rows * cell + 2])
         labels.append(f"epoch {int(files[index].stem.split('_')[1])}")
     width = 6 * (0.98 - 0.15)  # the axes' width in inches; each strip keeps its aspect ratio

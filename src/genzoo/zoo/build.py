@@ -17,12 +17,14 @@ import statistics
 from pathlib import Path
 
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from ..config import to_toml
 from ..errors import GenzooError
 from ..fileio import atomic_write_bytes, atomic_write_text
+from ..images import save_png, unenlarged
 from ..runs import CONFIG, META, load_run, read_config, read_metrics
 from ..trainer import METRICS, WEIGHTS
 from . import INDEX, sha256
@@ -106,8 +108,8 @@ def build(rows, runs_dir: Path, root: Path) -> dict:
         grids = sorted((run_dir / "samples").glob("epoch_*.png"))
         picks = sorted({round(i * (len(grids) - 1) / max(1, min(MAX_GRIDS, len(grids)) - 1))
                         for i in range(min(MAX_GRIDS, len(grids)))})
-        for i in picks:
-            shutil.copyfile(grids[i], dest / "samples" / grids[i].name)
+        for i in picks:  # at 1x: the run's grids are 2x enlargements for viewing
+            save_png(unenlarged(Image.open(grids[i])), dest / "samples" / grids[i].name)
         _, epochs = read_metrics(run_dir)
         atomic_write_text(dest / "MODEL_CARD.md", model_card(row.label, row.note, config, result, epochs))
         files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
