@@ -56,12 +56,11 @@ def unenlarged(image: Image.Image, scale: int = 2) -> Image.Image:
     """``image`` at 1/``scale`` size when it is exactly a nearest-neighbour enlargement by ``scale``
     (as the per-epoch grids are), else ``image`` itself: the same pixels in a quarter of the file."""
     array = np.asarray(image)
-    small = array[::scale, ::scale]
     if array.shape[0] % scale or array.shape[1] % scale:
         return image
-    if not np.array_equal(np.repeat(np.repeat(small, scale, axis=0), scale, axis=1), array):
-        return image
-    return Image.fromarray(small)
+    small = array[::scale, ::scale]
+    enlarged = np.repeat(np.repeat(small, scale, axis=0), scale, axis=1)
+    return Image.fromarray(small) if np.array_equal(enlarged, array) else image
 
 
 def save_grid(images: torch.Tensor, path: str | Path, *, nrow: int = PREVIEW_COLUMNS, scale: int = 2) -> Path:
