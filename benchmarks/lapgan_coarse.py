@@ -89,9 +89,11 @@ def main() -> None:
                              "its samples run up RUN's residual levels above it")
     parser.add_argument("--architecture", choices=("mlp", "conv", "radford"), default="mlp",
                         help="conv: lapgan's coarse_architecture; radford: dcgan's networks (even sides only: "
-                             "--level 1); both take --channels, radford --extra-convs, mlp the other network flags")
+                             "--level 1); both take --channels, radford --extra-convs and --full-size-convs, mlp the other network flags")
     parser.add_argument("--channels", type=int, default=64, help="width of the conv or radford networks")
     parser.add_argument("--extra-convs", type=int, default=1, help="extra_convs of the radford networks")
+    parser.add_argument("--full-size-convs", type=int, default=0,
+                        help="coarse_full_size_convs of the radford networks (3x3 convolutions at the level's own size)")
     parser.add_argument("--rate", type=float, default=2e-4, help="Adam's rate for both players")
     parser.add_argument("--r1", type=float, default=0.0, help="gamma of the R1 penalty (0 = off)")
     parser.add_argument("--minibatch-std", type=int, default=0, help="group of a minibatch-std feature in D (0 = off)")
@@ -120,7 +122,8 @@ def main() -> None:
     if args.architecture == "conv":
         generator, discriminator = coarse_convolutional_gan(latent, tuple(shape), args.channels)
     elif args.architecture == "radford":
-        generator, discriminator = coarse_radford_gan(latent, tuple(shape), args.channels, args.extra_convs)
+        generator, discriminator = coarse_radford_gan(latent, tuple(shape), args.channels, args.extra_convs,
+                                                      args.full_size_convs)
     else:
         g_dims = args.generator_dims or args.dims
         generator = nn.Sequential(mlp((latent, *g_dims), activation=leaky_relu), nn.Linear(g_dims[-1], pixels), nn.Tanh())

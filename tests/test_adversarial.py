@@ -489,6 +489,39 @@ def test_a_radford_coarsest_lapgan_level_trains_and_reloads(tmp_path):
         build_model(genzoo.apply_overrides(tiny_config("lapgan"), [*overrides, "levels=3"]), spec)
 
 
+def test_coarse_full_size_convs_give_the_radford_coarsest_gan_features_at_its_own_size(tmp_path):
+    """coarse_full_size_convs = n: G's transposed convolution goes to coarse_channels / 2 planes at
+    14x14 and n 3x3 convolutions follow there (the last to the image), D has n 3x3 ones at 14x14
+    before its strided one; it trains and reloads, and it is refused under another architecture."""
+    spec = load_dataset("fake", "train").spec
+    overrides = ["levels=2", "coarse_architecture=radford", "coarse_channels=8", "coarse_dims=512,512",
+                 "coarse_full_size_convs=2"]
+    config = genzoo.apply_overrides(tiny_config("lapgan", epochs=1, max_batches=2, eval_batches=1), overrides)
+    trainer = genzoo.train(config, tmp_path / "run", progress=False)
+    model = trainer.model.cpu().eval()
+
+    def full_size_convs(network: torch.nn.Module, *, inputs: torch.Tensor) -> list[tuple[int, int]]:
+        """(in, out) channels of the 3x3 convolutions that run on 14x14 maps."""
+        found = []
+        hooks = [m.register_forward_hook(lambda m, i, o: found.append((m.in_channels, m.out_channels))
+                                         if m.kernel_size == (3, 3) and o.shape[-1] == 14 else None)
+                 for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
+        network(inputs)
+        for hook in hooks:
+            hook.remove()
+        return found
+
+    assert full_size_convs(model.coarse_generator, inputs=torch.randn(2, model.config.latent_dim)) == [(4, 4), (4, 1)]
+    assert full_size_convs(model.coarse_discriminator, inputs=torch.randn(2, 14 * 14)) == [(1, 4), (4, 4)]
+    steps = model.sample_pyramid(3, torch.Generator().manual_seed(0))
+    assert [tuple(s.shape[1:]) for s in steps] == [(1, 14, 14), (1, 28, 28)] and steps[0].abs().max() <= 1
+    loaded = genzoo.load(tmp_path / "run")
+    assert torch.equal(model.sample(4, generator=torch.Generator().manual_seed(1)),
+                       loaded.sample(4, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ConfigError, match="coarse_full_size_convs applies to the radford coarsest GAN only"):
+        build_model(genzoo.apply_overrides(tiny_config("lapgan"), ["coarse_full_size_convs=1"]), spec)
+
+
 def test_lapgan_r1_levels_coarsest_penalises_the_coarsest_discriminator_only():
     """With r1_levels = coarsest the R1 term reaches the coarsest discriminator's gradients and
     leaves every residual discriminator's as without R1; with "all" it reaches those too. (After a

@@ -245,6 +245,21 @@ def test_evaluate_every_model(name, trained_runs, fake_evaluator, capsys):
     assert ("fake-v0" in capsys.readouterr().out) == issubclass(MODELS[name].model_class, Sampler)
 
 
+def test_evaluate_row_takes_that_benchmark_rows_options(trained_runs):
+    """--row NAME evaluates with the options of `genzoo benchmark mnist`'s row NAME (for zoo:draw,
+    K = 100 and IWAE k = 10, not the quick protocol's or --full's), flags still overriding them."""
+    import json
+
+    from genzoo.evaluation.benchmark import row_named
+
+    run = trained_runs["draw"]
+    assert run_cli("evaluate", run, "--row", "draw", "--metrics", "likelihood", "--likelihood-images", "4") == 0
+    options = json.loads((run / "eval.json").read_text())["options"]
+    assert (options["importance_samples"], options["iwae_k"]) == (100, 10) == (
+        row_named("draw").evaluation.importance_samples, row_named("draw").evaluation.iwae_k)
+    assert options["likelihood_images"] == 4
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -253,6 +268,8 @@ def test_evaluate_every_model(name, trained_runs, fake_evaluator, capsys):
         (["evaluate", "{runs}/ae", "--metrics", "likelihood"], "does not apply: ae has no likelihood estimate"),
         (["evaluate", "{runs}/vae", "--num-samples", "0"], "--num-samples must be at least 1"),
         (["evaluate", "{runs}/vae", "--evaluator", "{runs}/vae/config.toml"], "not a genzoo evaluator"),
+        (["evaluate", "{runs}/vae", "--row", "nosuchrow"], "has no row 'nosuchrow'"),
+        (["evaluate", "{runs}/vae", "--row", "vae", "--full"], "--row and --full each choose the protocol"),
         (["benchmark", "nosuch"], "unknown benchmark protocol 'nosuch'"),
         (["benchmark", "mnist", "--rows", "nosuchrow"], "has no row 'nosuchrow'"),
     ],

@@ -118,6 +118,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--full", action="store_true",
                    help="the benchmark's protocol: 10000 samples, K = 5000 on every test image, 5 AIS runs "
                         "(minutes to an hour); the default is a quick one (about a minute)")
+    p.add_argument("--row", help="the options of this row of `genzoo benchmark mnist` (the zoo's and README's "
+                                 "figures; e.g. --row draw for zoo:draw, whose K is 100 and IWAE k 10)")
     p.add_argument("--num-samples", type=int, help="generated images (quick 2000, full 10000)")
     p.add_argument("--split", choices=["test", "train"], default="test", help="reference split")
     p.add_argument("--seed", type=int, default=0)
@@ -467,9 +469,12 @@ def cmd_inpaint(args) -> int:
 
 # -- evaluate -------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
+    from .evaluation.benchmark import row_named
     from .evaluation.suite import FULL, QUICK, evaluate_run, format_table, write_result
 
-    base = FULL if args.full else QUICK
+    if args.row and args.full:
+        raise GenzooError("--row and --full each choose the protocol: give one")
+    base = row_named(args.row).evaluation if args.row else FULL if args.full else QUICK
     chosen = {name: getattr(args, name) for name in ("num_samples", "importance_samples", "likelihood_images",
                                                       "ais_chains", "ais_steps", "ais_runs")
               if getattr(args, name) is not None}
@@ -486,7 +491,7 @@ def cmd_evaluate(args) -> int:
     write_result(result, run.output_dir / "eval.json")
     print(format_table(result))
     print(f"genzoo: wrote {run.output_dir / 'eval.json'} ({result['seconds']:.0f} s)")
-    if not args.full:
+    if not (args.full or args.row):
         print(f"genzoo: that was the quick protocol; `genzoo evaluate {args.run_dir} --full` runs the benchmark's "
               "(the README's figures)")
     return 0
@@ -569,7 +574,7 @@ def cmd_prepare(args) -> int:
 # -- zoo ------------------------------------------------------------------------------------
 def cmd_zoo(args) -> int:
     from . import zoo
-    from .evaluation.benchmark import PROTOCOLS, markdown
+    from .evaluation.benchmark import PROTOCOLS, markdown, row_named
 
     rows = {row.label: row for row in PROTOCOLS["mnist"]}
     if args.action == "build":
@@ -577,10 +582,7 @@ def cmd_zoo(args) -> int:
 
         wanted = [r.strip() for r in args.rows.split(",")] if args.rows else [
             label for label in rows if (args.runs_dir / label / "eval.json").exists()]
-        unknown = [label for label in wanted if label not in rows]
-        if unknown:
-            raise GenzooError(f"the mnist protocol has no row {unknown[0]!r}")
-        build([rows[label] for label in wanted], args.runs_dir, zoo.zoo_root())
+        build([row_named(label) for label in wanted], args.runs_dir, zoo.zoo_root())
         print(f"genzoo: zoo built from {len(wanted)} rows; {size_bytes(zoo.zoo_root()) / 1e6:.1f} MB in all")
         return 0
     entries = zoo.entries()

@@ -296,6 +296,14 @@ def round_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
         parameter.copy_(parameter.to(dtype))
 
 
+def row_named(label: str, protocol: str = "mnist") -> Row:
+    """The row ``label`` of a benchmark protocol (a clear error for a name it does not have)."""
+    rows = {row.label: row for row in PROTOCOLS[protocol]}
+    if label not in rows:
+        raise GenzooError(f"protocol {protocol!r} has no row {label!r}; rows: {', '.join(rows)}")
+    return rows[label]
+
+
 def run_protocol(name: str, runs_dir: Path, *, data_dir: str, rows: list[str] | None = None,
                  progress: bool = True) -> list[tuple[Row, dict, float]]:
     """Train and evaluate every row of protocol ``name``; returns (row, eval result, train seconds)."""

@@ -56,6 +56,12 @@ class LAPGANConfig(AdversarialTraining):
     coarse_architecture: typing.Literal["mlp", "conv", "radford"] = "mlp"
     coarse_dims: tuple[Size, ...] = (512, 512)  # hidden layers of the coarsest G and D (mlp)
     coarse_channels: Channels = 64  # width of the coarsest G and D (conv, radford)
+    # radford: > 0 gives both coarsest networks features at the coarsest level's own size (dcgan's
+    # at 28x28 have them at 7x7 and 14x14; these have 7x7 only): G's transposed convolution goes to
+    # coarse_channels / 2 planes (batch norm, ReLU) and this many 3x3 convolutions follow, the last
+    # to the image (tanh); D starts with this many 3x3 convolutions of coarse_channels / 2 (LeakyReLU)
+    # before its strided one. 0 = the networks above.
+    coarse_full_size_convs: typing.Annotated[int, Between(0, 4)] = 0
     residual_channels: Channels = 32  # width of the residual generators and discriminators
     # this many 3x3 stride-1 convolutions (batch norm and ReLU in a generator, LeakyReLU in a
     # discriminator) added to every residual generator and after each of every residual
@@ -149,20 +155,41 @@ def coarse_convolutional_gan(latent_dim: int, shape: tuple[int, int, int], width
 
 
 def coarse_radford_gan(latent_dim: int, shape: tuple[int, int, int], width: int,
-                       extra_convs: int) -> tuple[nn.Module, nn.Module]:
+                       extra_convs: int, full_size_convs: int = 0) -> tuple[nn.Module, nn.Module]:
     """The coarsest level's (generator, discriminator) as dcgan's radford networks with one strided
     layer each (batch norm in both, N(0, 0.02) weights): G maps noise linearly to width planes of
     h/2 x w/2, ``extra_convs`` 3x3 convolutions, then one 4x4 stride-2 transposed convolution to
     (c, h, w); D takes flat images through one 4x4 stride-2 convolution, ``extra_convs`` 3x3 ones
-    and a linear logit. The coarsest sides must be even."""
+    and a linear logit. The coarsest sides must be even.
+
+    With ``full_size_convs`` = n > 0 both also work at (h, w): G's transposed convolution goes to
+    width / 2 planes (batch norm, ReLU), then n - 1 3x3 convolutions of that width (batch norm, ReLU)
+    and a 3x3 one to c channels (tanh); D starts with n 3x3 convolutions of width / 2 (LeakyReLU, batch
+    norm on all but the first), then the strided one."""
     c, h, w = shape
     if h % 2 or w % 2:
         raise ValueError(f"a radford coarsest GAN needs even coarsest sides, not {h}x{w} (use fewer levels)")
     config = DCGANConfig(layers=1, latent_dim=latent_dim, generator_channels=width, extra_convs=extra_convs)
     spec = DataSpec(c, h, w, num_classes=0)
-    generator = radford_generator(config, spec)
-    discriminator = nn.Sequential(nn.Unflatten(1, shape),
-                                  radford_discriminator(spec, width, layers=1, extra_convs=extra_convs))
+    if not full_size_convs:
+        generator = radford_generator(config, spec)
+        discriminator = nn.Sequential(nn.Unflatten(1, shape),
+                                      radford_discriminator(spec, width, layers=1, extra_convs=extra_convs))
+    else:
+        half = max(width // 2, 1)
+        *head, _tanh = radford_generator(config, DataSpec(half, h, w, num_classes=0))
+        full_size = [module for _ in range(full_size_convs - 1)
+                     for module in (nn.Conv2d(half, half, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(half),
+                                    nn.ReLU())]
+        generator = nn.Sequential(*head, nn.BatchNorm2d(half), nn.ReLU(), *full_size,
+                                  nn.Conv2d(half, c, kernel_size=3, padding=1), nn.Tanh())
+        first = [nn.Conv2d(c, half, kernel_size=3, padding=1), leaky_relu()]
+        more = [module for _ in range(full_size_convs - 1)
+                for module in (nn.Conv2d(half, half, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(half),
+                               leaky_relu())]
+        discriminator = nn.Sequential(nn.Unflatten(1, shape), *first, *more,
+                                      radford_discriminator(DataSpec(half, h, w, num_classes=0), width, layers=1,
+                                                            extra_convs=extra_convs))
     generator.apply(init_weights)
     discriminator.apply(init_weights)
     return generator, discriminator
@@ -178,6 +205,8 @@ class LAPGAN(AveragedGenerator, Sampler):
             raise ValueError(f"{config.levels} pyramid levels need image sides divisible by {scale} (and levels >= 2)")
         if config.r1_levels != "all" and not config.r1_weight:
             raise ValueError("r1_levels chooses where the R1 penalty applies: it needs r1_weight > 0")
+        if config.coarse_full_size_convs and config.coarse_architecture != "radford":
+            raise ValueError("coarse_full_size_convs applies to the radford coarsest GAN only")
         c = spec.channels
         self.coarse_shape = (c, spec.height // scale, spec.width // scale)
         coarse_pixels = c * self.coarse_shape[1] * self.coarse_shape[2]
@@ -196,7 +225,8 @@ class LAPGAN(AveragedGenerator, Sampler):
                     config.latent_dim, self.coarse_shape, config.coarse_channels)
             else:
                 self.coarse_generator, self.coarse_discriminator = coarse_radford_gan(
-                    config.latent_dim, self.coarse_shape, config.coarse_channels, config.extra_convs)
+                    config.latent_dim, self.coarse_shape, config.coarse_channels, config.extra_convs,
+                    config.coarse_full_size_convs)
         sizes = [(spec.height // 2**k, spec.width // 2**k) for k in range(config.levels - 2, -1, -1)]  # coarse -> fine
         self.sizes = sizes
         self.residual_generators = nn.ModuleList(ResidualGenerator(c, config.residual_channels, config.extra_convs)
