@@ -25,7 +25,7 @@ from .fileio import atomic_write_bytes  # noqa: E402
 from .images import interleave_rows, make_grid  # noqa: E402
 from .models.base import Denoiser, Inpainter, LatentCodec, Sampler, VisibleFilters  # noqa: E402
 from .models.draw import DRAW  # noqa: E402
-from .models.lapgan import LAPGAN  # noqa: E402
+from .models.lapgan import LAPGAN, upsample  # noqa: E402
 from .models.rbm import RBM  # noqa: E402
 from .runs import Run, load_split, read_metrics  # noqa: E402
 
@@ -336,15 +336,27 @@ def plot_inpainting(run: Run, test: ImageData, out: Path, options: PlotOptions) 
 
 @torch.no_grad()
 def plot_pyramid(run: Run, test: ImageData, out: Path, options: PlotOptions) -> Path:
-    """LAPGAN samples from coarse to fine: one row per sample, one column per pyramid level
-    (coarse levels shown enlarged to the final size)."""
+    """LAPGAN samples from coarse to fine, one row per sample: the coarsest image, then for every
+    finer level the coarser image upsampled (l_k, "up"), the residual its generator adds (h_k,
+    mid-grey = 0, stretched by the labelled gain so the largest shown |h| reaches black or white)
+    and their sum I_k = l_k + h_k. Everything is shown enlarged to the final size."""
     rows = options.num or 8
     steps = run.model.sample_pyramid(rows, torch.Generator().manual_seed(options.seed))
     size = steps[-1].shape[-2:]
-    shown = [_display(run, F.interpolate(step, size=size, mode="nearest")) for step in steps]
-    grid = torch.stack(shown, dim=1).flatten(0, 1)  # (rows, levels, C, H, W) -> (rows*levels, C, H, W)
-    col_labels = [f"{s.shape[-2]}x{s.shape[-1]}" for s in steps]
-    fig = grid_figure(grid, ncol=len(steps), title=f"{run.config.model}: coarse to fine", col_labels=col_labels)
+
+    def shown(image: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(image, size=size, mode="nearest")
+
+    columns, col_labels = [_display(run, shown(steps[0]))], [f"{steps[0].shape[-2]}x{steps[0].shape[-1]}"]
+    for coarser, level in zip(steps, steps[1:], strict=False):
+        condition = upsample(coarser)
+        residual = level - condition
+        gain = 1 / max(residual.abs().max().item(), 1e-6)
+        columns += [_display(run, shown(condition)), _display(run, shown(residual * gain)),
+                    _display(run, shown(level))]
+        col_labels += ["up", f"+h\n(x{gain:.1f})", f"=\n{level.shape[-2]}x{level.shape[-1]}"]
+    grid = torch.stack(columns, dim=1).flatten(0, 1)  # (rows, columns, C, H, W) -> (rows*columns, C, H, W)
+    fig = grid_figure(grid, ncol=len(columns), title=f"{run.config.model}: coarse to fine", col_labels=col_labels)
     return save_figure(fig, out)
 
 
