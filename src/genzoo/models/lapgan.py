@@ -177,17 +177,18 @@ def coarse_radford_gan(latent_dim: int, shape: tuple[int, int, int], width: int,
                                       radford_discriminator(spec, width, layers=1, extra_convs=extra_convs))
     else:
         half = max(width // 2, 1)
+
+        def more(activation: typing.Callable[[], nn.Module]) -> list[nn.Module]:
+            """The n - 1 full-size 3x3 convolutions after the first, with batch norm."""
+            return [module for _ in range(full_size_convs - 1)
+                    for module in (nn.Conv2d(half, half, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(half),
+                                   activation())]
+
         *head, _tanh = radford_generator(config, DataSpec(half, h, w, num_classes=0))
-        full_size = [module for _ in range(full_size_convs - 1)
-                     for module in (nn.Conv2d(half, half, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(half),
-                                    nn.ReLU())]
-        generator = nn.Sequential(*head, nn.BatchNorm2d(half), nn.ReLU(), *full_size,
+        generator = nn.Sequential(*head, nn.BatchNorm2d(half), nn.ReLU(), *more(nn.ReLU),
                                   nn.Conv2d(half, c, kernel_size=3, padding=1), nn.Tanh())
-        first = [nn.Conv2d(c, half, kernel_size=3, padding=1), leaky_relu()]
-        more = [module for _ in range(full_size_convs - 1)
-                for module in (nn.Conv2d(half, half, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(half),
-                               leaky_relu())]
-        discriminator = nn.Sequential(nn.Unflatten(1, shape), *first, *more,
+        discriminator = nn.Sequential(nn.Unflatten(1, shape), nn.Conv2d(c, half, kernel_size=3, padding=1),
+                                      leaky_relu(), *more(leaky_relu),
                                       radford_discriminator(DataSpec(half, h, w, num_classes=0), width, layers=1,
                                                             extra_convs=extra_convs))
     generator.apply(init_weights)
