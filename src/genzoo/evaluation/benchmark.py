@@ -196,7 +196,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 7.23), score 8.60 (8.63), recall 0.80 (0.64). This row: retrained 2026-12-04 to the same
         # figures, digit for digit (75.8 min; the previous row 37.4). Shipped it is 2.79 MB, the
         # previous row's size: the 4.7 MB that had first kept it out counted the trained generator,
-        # which the zoo leaves out (it ships the running average).
+        # which the zoo leaves out (it ships the running average). With coarse_full_size_convs=1 (the
+        # 14x14 GAN's networks also at 14x14; 2026-12-04, 91.6 min, not shipped): per-epoch 8.27, 8.39,
+        # 8.66 at epochs 4, 5, 11 (this row: 7.89, 8.10, 8.49), then 8.56, 8.40, 8.16, 8.02, 8.02 over
+        # 12-16; FD 8.68, score 8.06, its 28x28 level from the real 14x14 images 0.58 and 9.88.
         Row("lapgan", "lapgan", 16, ("levels=2", "coarse_architecture=radford", "coarse_channels=128", "extra_convs=2",
                                      "learning_rate=0.001", "r1_weight=1", "r1_levels=coarsest",
                                      "generator_average=0.999"),
