@@ -7,6 +7,7 @@ ones with the capability it needs (see :data:`PLOTS`).
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,7 +349,7 @@ def plot_pyramid(run: Run, test: ImageData, out: Path, options: PlotOptions) -> 
         return F.interpolate(image, size=size, mode="nearest")
 
     columns, col_labels = [_display(run, shown(steps[0]))], [f"{steps[0].shape[-2]}x{steps[0].shape[-1]}"]
-    for coarser, level in zip(steps, steps[1:], strict=False):
+    for coarser, level in itertools.pairwise(steps):
         condition = upsample(coarser)
         residual = level - condition
         gain = 1 / max(residual.abs().max().item(), 1e-6)

@@ -223,17 +223,16 @@ def likelihood_speed(*, images: int = 8, importance_samples: int = 500, ais_step
     importance sampling on all 10,000 test images (K = 5000 for the VAEs, K = 100 for DRAW) and
     one AIS run (100 chains x 14,500 steps) for the RBM and the DBM, at the zoo rows' sizes."""
     from ..data import DataSpec
-    from .benchmark import BINARIZED_CONV_VAE, PROTOCOLS
+    from .benchmark import BINARIZED_CONV_VAE, row_named
     from .likelihood import estimate_log_likelihood
 
     spec = DataSpec(1, 28, 28, 10)
     generator = torch.Generator().manual_seed(0)
     binary = (torch.rand(images, 1, 28, 28, generator=generator) < 0.13).float()
-    rows = {row.label: row for row in PROTOCOLS["mnist"]}
     conv = apply_overrides(default_config("vae"), list(BINARIZED_CONV_VAE))
     results = []
-    draw = rows["draw"].config("")
-    for what, config, samples in (("`vae` row (MLP VAE), K = 5000", rows["vae"].config(""), 5000),
+    draw = row_named("draw").config("")
+    for what, config, samples in (("`vae` row (MLP VAE), K = 5000", row_named("vae").config(""), 5000),
                                   ("conv VAE (16/32 channels, dense 256, 32-D), K = 5000", conv, 5000),
                                   (f"`draw` row (T = {draw.model_config.steps}), K = 100", draw, 100)):
         model = build_model(config, spec).eval().to(memory_format=torch.channels_last)
@@ -243,7 +242,7 @@ def likelihood_speed(*, images: int = 8, importance_samples: int = 500, ais_step
         per_pass = (time.perf_counter() - started) / (images * per_image)
         results.append({"what": f"importance-sampled NLL, {what}, 10,000 test images",
                         "rate": f"{1 / per_pass:,.0f} samples/s", "minutes": samples * 10_000 * per_pass / 60})
-    boltzmann = {name: build_model(rows[name].config(""), spec).eval() for name in ("rbm", "dbm")}
+    boltzmann = {name: build_model(row_named(name).config(""), spec).eval() for name in ("rbm", "dbm")}
     for name, model in boltzmann.items():
         started = time.perf_counter()
         model.ais_log_partition(num_chains=100, num_steps=ais_steps, generator=generator)
