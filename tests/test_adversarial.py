@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import genzoo
-from genzoo.data import BatchLoader, load_dataset
+from genzoo.data import Batch, BatchLoader, load_dataset
 from genzoo.errors import ConfigError
 from genzoo.models.adversarial import (
     MinibatchStd,
@@ -298,6 +298,21 @@ def test_inpainting_keeps_the_context_pixels():
         filled = model.inpaint(images, mask)
     outside = (1 - mask).bool().expand_as(images)
     assert torch.allclose(filled[outside], ((images + 1) / 2)[outside])
+
+
+def test_the_context_encoders_held_out_loss_is_the_loss_it_trains_on():
+    """Held out as in training: the discriminator's loss plus 0.001 x adversarial + 0.999 x masked MSE,
+    not the discriminator's plus the unweighted adversarial term (13.6 for the saturated zoo model)."""
+    data = load_dataset("fake", "test")
+    model = build_model(tiny_config("context-encoder"), data.spec)
+    batch = Batch(images=data.images[:8].float() / 255 * 2 - 1, labels=data.labels[:8])
+    with torch.no_grad():  # as the trainer evaluates
+        held_out = model.evaluate_step(batch, generator=torch.Generator().manual_seed(0))
+    config = model.config
+    minimised = (config.adversarial_weight * held_out["generator_loss"]
+                 + config.reconstruction_weight * held_out["reconstruction"])
+    assert config.adversarial_weight != 1 and float(held_out["reconstruction"]) > 0
+    torch.testing.assert_close(held_out["loss"], held_out["discriminator_loss"] + minimised)
 
 
 def test_laplacian_pyramid_reconstructs_the_image_exactly():

@@ -324,9 +324,12 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
 @torch.no_grad()
 def adversarial_evaluation(
     config: AdversarialTraining, discriminate: Discriminate, discriminator: nn.Module, *, real: torch.Tensor,
-    fake: torch.Tensor, labels: torch.Tensor | None = None,
+    fake: torch.Tensor, labels: torch.Tensor | None = None, extra_generator_loss: torch.Tensor | None = None,
+    adversarial_weight: float = 1.0,
 ) -> Metrics:
-    """The same losses on held-out real images and fresh samples, without updates. The discriminator
+    """The same losses on held-out real images and fresh samples, without updates; ``loss`` is what
+    ``adversarial_iteration`` reports in training, the discriminator's loss plus
+    ``adversarial_weight * generator_loss + extra_generator_loss``. The discriminator
     (``discriminator``, the networks ``discriminate`` calls) sees them as in training: real and fake
     batches apart, batch norm by each batch's statistics. Its running statistics, which mix real and
     fake batches, gave held-out D(x) swinging between 0.97 and 0.02 from epoch to epoch (a DCGAN at
@@ -335,8 +338,9 @@ def adversarial_evaluation(
         real_logits, fake_logits = discriminate(real, labels), discriminate(fake, labels)
     d_loss = discriminator_loss(real_logits, fake_logits, label_smoothing=0.0, kind=config.adversarial_loss)
     g_loss = generator_loss(fake_logits, config.generator_objective)
+    minimised = adversarial_weight * g_loss + (0 if extra_generator_loss is None else extra_generator_loss)
     return {
-        "loss": d_loss + g_loss,
+        "loss": d_loss + minimised,
         "discriminator_loss": d_loss,
         "generator_loss": g_loss,
         "d_real": torch.sigmoid(real_logits).mean(),

@@ -143,9 +143,12 @@ class ContextEncoder(GenerativeModel, Inpainter):
     def evaluate_step(self, batch: Batch, *, generator: torch.Generator) -> Metrics:
         mask = self.make_mask(len(batch), self.config.mask, generator)
         composite = self.fill(batch.images, mask)
+        reconstruction = self.reconstruction_loss(composite, batch.images, mask)
         metrics = adversarial_evaluation(self.config, self.discriminate, self.discriminator, real=batch.images,
-                                         fake=composite)
-        return {**metrics, "reconstruction": self.reconstruction_loss(composite, batch.images, mask)}
+                                         fake=composite,
+                                         extra_generator_loss=self.config.reconstruction_weight * reconstruction,
+                                         adversarial_weight=self.config.adversarial_weight)
+        return {**metrics, "reconstruction": reconstruction}
 
     def preview(self, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
         """Rows of masked inputs, their inpainting, and the originals."""
