@@ -197,9 +197,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # figures, digit for digit (75.8 min; the previous row 37.4). Shipped it is 2.79 MB, the
         # previous row's size: the 4.7 MB that had first kept it out counted the trained generator,
         # which the zoo leaves out (it ships the running average). With coarse_full_size_convs=1 (the
-        # 14x14 GAN's networks also at 14x14; 2026-12-04, 91.6 min, not shipped): per-epoch 8.27, 8.39,
-        # 8.66 at epochs 4, 5, 11 (the R1-on-the-coarsest row: 7.89, 8.10, 8.49), then 8.56, 8.40, 8.16, 8.02, 8.02 over
-        # 12-16; FD 8.68, score 8.06, its 28x28 level from the real 14x14 images 0.58 and 9.88.
+        # 14x14 GAN's networks also at 14x14; 2026-12-04, 91.6 min, not shipped): per-epoch 8.27,
+        # 8.39, 8.66 at epochs 4, 5, 11 (that row: 7.89, 8.10, 8.49), then 8.56, 8.40, 8.16, 8.02,
+        # 8.02 over 12-16; FD 8.68, score 8.06, its 28x28 level from the real 14x14 images 0.58, 9.88.
         # This row (2026-12-05, 91.6 min): the same with the rates cosine-annealed to 10 % over the
         # 16 epochs, as the 14x14 GAN alone had reached 8.92: per-epoch 8.27, 8.42, 8.67 at epochs
         # 4, 5, 11, then 8.77, 8.78, 8.80, 8.83, 8.85 over 12-16, still rising; FD 2.60 (the row
@@ -214,8 +214,9 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # A 256-wide code, not the default 512 (2026-12-04): its two fully connected layers are most of
         # the model, so it ships in 7.2 MB against 13.7; inpainting MSE 0.0648 against 0.0647 (the
         # mean fill 0.2200), test reconstruction 0.259 both, 8.7 min against 9.8.
-        Row("context-encoder", "context-encoder", 6, ("bottleneck=256",), note="inpainting a 14x14 centre hole (held-out loss: the discriminator's "
-                                                   "plus 0.999 x masked MSE + 0.001 x adversarial, the generator's)"),
+        Row("context-encoder", "context-encoder", 6, ("bottleneck=256",),
+            note="inpainting a 14x14 centre hole (held-out loss: the discriminator's plus 0.999 x masked MSE "
+                 "+ 0.001 x adversarial, the generator's)"),
         Row("dbn", "dbn", 60, ("hidden_layers=500,500,2000", "updates_per_layer=12000", "cd_steps=10"),
             note="3-layer DBN (500-500-2000), 20 epochs per layer, CD-10"),
         Row("ae", "ae", 20, note="dense 784-256-32 autoencoder"),
@@ -447,8 +448,9 @@ def markdown(name: str, results: list[tuple[Row, dict, float]]) -> str:
     for row, result, train_seconds in results:
         loss = result["metrics"].get("test_loss")
         budget = f"{row.epochs} epoch{'s' if row.epochs > 1 else ''}" + (f" after `{row.start_from}`" if row.start_from else "")
+        digits = 2 if loss is not None and abs(loss) < 10 else 1  # a context encoder's 0.27, not 0.3
         lines.append(f"| `{row.label}` | {row.model} | {budget} | {_minutes(train_seconds)} | "
-                     f"{_minutes(result['seconds'])} | {_cell(loss, digits=1 if loss is None or abs(loss) >= 10 else 2)} |")
+                     f"{_minutes(result['seconds'])} | {_cell(loss, digits=digits)} |")
     lines += ["", "Held-out loss: the model's own loss on the test split (autoencoders and VAEs: nats per "
               "image; GANs: discriminator + generator cross-entropy; context encoder: discriminator "
               "cross-entropy + the generator's weighted sum of masked MSE and adversarial cross-entropy; "
