@@ -41,8 +41,15 @@ from shared_data import mnist_root
 
 import genzoo
 from genzoo.data import bernoulli
-from genzoo.models.boltzmann import ais_schedule, softplus_difference
-from genzoo.models.dbm import MIXTURE_FLOOR, MIXTURE_SAMPLES, REVERSE_CHAINS
+from genzoo.models.boltzmann import (
+    MIXTURE_FLOOR,
+    MIXTURE_SAMPLES,
+    REVERSE_CHAINS,
+    ais_schedule,
+    factorial_mixture,
+    hidden_log_partition,
+    softplus_difference,
+)
 
 MAX_EXACT_UNITS = 26  # first layers up to this size also get log Z exactly, by enumeration
 CHAIN_COMPONENTS = 4000  # Gibbs chains whose conditionals p(h1 | v, h2) make the second mixture
@@ -102,6 +109,13 @@ def mixture_ais(model, visible: torch.Tensor, *, chains: int, steps: int, genera
     return float(torch.logsumexp(log_w, 0)) - math.log(chains) + (num_visible + num_top) * math.log(2.0)
 
 
+def both_sides(model, mixture, *, generator, samples: int = MIXTURE_SAMPLES) -> dict:
+    """log Z over h1 from ``mixture`` and REVERSE_CHAINS of the model's chains, one run (the mixture,
+    reverse and bridge estimates of genzoo's DBM likelihood)."""
+    return hidden_log_partition(model.log_p_star_h1, mixture, model.chain_hidden, samples=samples, chains=REVERSE_CHAINS,
+                                generator=generator)
+
+
 def sweep_counts(text: str) -> list[int]:
     """'1000,5000' -> [1000, 5000] (argparse reports anything else as an invalid value)."""
     return [int(n) for n in text.split(",")]
@@ -142,8 +156,7 @@ def main() -> None:
         for sweeps in args.sweeps:
             model.config = dataclasses.replace(model.config, gibbs_steps=sweeps)
             started = time.perf_counter()
-            estimates = model.mixture_log_partition(model.posterior_mixture(visible), samples=MIXTURE_SAMPLES,
-                                                    chains=REVERSE_CHAINS, generator=generator)
+            estimates = both_sides(model, model.posterior_mixture(visible), generator=generator)
             report(f"{sweeps} sweeps: mixture", started, estimates["mixture"]["log_z"])
             report(f"{sweeps} sweeps: reverse, {REVERSE_CHAINS} chains", started, estimates["reverse"])
             report(f"{sweeps} sweeps: bridge", started, estimates["bridge"])
@@ -160,15 +173,14 @@ def main() -> None:
     report(f"AIS from the posterior mixture, 100 chains x {args.steps}", started,
            mixture_ais(model, visible[:2000], chains=100, steps=args.steps, generator=generator))
     started = time.perf_counter()
-    estimates = model.mixture_log_partition(model.posterior_mixture(visible), samples=MIXTURE_SAMPLES,
-                                            chains=REVERSE_CHAINS, generator=generator)
+    estimates = both_sides(model, model.posterior_mixture(visible), generator=generator)
     report(f"posterior mixture, {MIXTURE_SAMPLES} samples", started, estimates["mixture"]["log_z"])
     report(f"reverse, {REVERSE_CHAINS} chains (an upper bound if they mixed)", started, estimates["reverse"])
     report("bridge between the two", started, estimates["bridge"])
     started = time.perf_counter()
     chain_v, chain_top, _ = model.chain_states(CHAIN_COMPONENTS, generator)
-    estimates = model.mixture_log_partition(model.mixture(model.h1_given(chain_v, chain_top)), samples=2 * MIXTURE_SAMPLES,
-                                            chains=REVERSE_CHAINS, generator=generator)
+    estimates = both_sides(model, factorial_mixture(model.h1_given(chain_v, chain_top)), generator=generator,
+                           samples=2 * MIXTURE_SAMPLES)
     report(f"mixture of {CHAIN_COMPONENTS} chains' p(h1 | v, h2), {2 * MIXTURE_SAMPLES} samples", started,
            estimates["mixture"]["log_z"])
     report(f"reverse from it, {REVERSE_CHAINS} other chains", started, estimates["reverse"])

@@ -14,8 +14,10 @@ from genzoo.models.boltzmann import (
     ais_log_partition,
     ais_schedule,
     base_rate_bias,
+    bridge_log_ratio,
     contrastive_divergence,
     exact_log_partition,
+    hidden_log_partition,
 )
 
 
@@ -181,11 +183,13 @@ def test_dbm_log_partition_from_a_posterior_mixture_and_in_reverse_against_enume
     log_z, _ = dbm_exact(model, visible)
     middle = all_binary(5)
     assert float(torch.logsumexp(model.log_p_star_h1(middle), 0)) == pytest.approx(log_z, abs=1e-9)
-    estimates = model.mixture_log_partition(model.posterior_mixture(visible), samples=4000, chains=4000, runs=3,
-                                            generator=torch.Generator().manual_seed(2))
+    estimates = hidden_log_partition(model.log_p_star_h1, model.posterior_mixture(visible), model.chain_hidden,
+                                     samples=4000, chains=4000, runs=3, generator=torch.Generator().manual_seed(2))
     mixture = estimates["mixture"]
     assert abs(mixture["log_z"] - log_z) < 0.05 and len(mixture["log_z_runs"]) == 3
     assert abs(estimates["reverse"] - log_z) < 0.05 and abs(estimates["bridge"] - log_z) < 0.05
+    assert len(estimates["bridge_runs"]) == 3 and all(abs(x - log_z) < 0.1 for x in estimates["bridge_runs"])
+    assert 0 < estimates["bridge_run_std"] < 0.1
 
 
 @torch.no_grad()
@@ -237,8 +241,6 @@ def test_dbm_reverse_annealing_is_unbiased_for_the_annealed_model_and_reaches_lo
 def test_the_bridge_recovers_a_known_ratio_where_both_one_sided_estimates_fail():
     """q = N(0, 1) and p* = 7 N(4, 1) (so log Z_p/Z_q = log 7) overlap little: the one-sided
     estimates from 2,000 draws each miss by nats, the bridge lands within 0.1."""
-    from genzoo.models.dbm import bridge_log_ratio
-
     g = torch.Generator().manual_seed(0)
     def log_w(x):  # log p*(x) - log q(x)
         return math.log(7) - 0.5 * (x - 4) ** 2 + 0.5 * x**2
@@ -249,18 +251,60 @@ def test_the_bridge_recovers_a_known_ratio_where_both_one_sided_estimates_fail()
     assert abs(bridge_log_ratio(forward, backward) - math.log(7)) < 0.1
 
 
-def test_dbm_likelihood_takes_the_larger_of_its_two_lower_bounds_on_log_z():
-    """A one-step AIS is plain importance sampling from the base rate: far below log Z. The
-    posterior mixture's estimate is then the one the NLL uses, and both are reported."""
+def test_dbm_likelihood_uses_the_bridge_with_its_one_sided_estimates_as_the_interval():
+    """A one-step AIS is plain importance sampling from the base rate: far below log Z, and only
+    reported. The NLL's log Z is the bridge, pooled over the runs; the mixture's estimate and the
+    reverse one are its interval; every estimate over h1 lands on the exact log Z."""
     model = tiny_dbm()
     visible = all_binary(8)[::17]
     log_z, _ = dbm_exact(model, visible)
-    report = model.estimate_log_likelihood(visible, num_chains=5, num_steps=1, generator=torch.Generator().manual_seed(0))
-    assert report["log_z_ais"] < log_z - 0.2
-    assert abs(report["log_z_mixture"] - log_z) < 0.1
-    assert report["log_z"] == report["log_z_mixture"] and report["log_z_estimator"] == "posterior mixture"
-    assert report["nll"] == pytest.approx(report["log_z"] - float(model.variational_bound(visible).mean()))
-    assert abs(report["log_z_reverse"] - log_z) < 0.1 and abs(report["log_z_bridge"] - log_z) < 0.1
+    report = model.estimate_log_likelihood(visible, num_chains=5, num_steps=1, runs=2,
+                                           generator=torch.Generator().manual_seed(0))
+    bound = float(model.variational_bound(visible).mean())
+    assert report["log_z_ais"] < log_z - 0.2 and report["nll_ais"] == pytest.approx(report["log_z_ais"] - bound)
+    assert report["log_z_estimator"] == "bridge" and report["log_z"] == report["log_z_bridge"]
+    assert report["nll"] == pytest.approx(report["log_z"] - bound) and len(report["log_z_runs"]) == 2
+    assert report["nll_low"] == pytest.approx(report["nll_mixture"]) and report["nll_high"] == pytest.approx(report["nll_reverse"])
+    for name in ("mixture", "reverse", "bridge"):
+        assert abs(report[f"log_z_{name}"] - log_z) < 0.1, name
+
+
+def tiny_rbm(seed=0):
+    import genzoo
+    from genzoo.data import DataSpec
+    from genzoo.runs import build_model
+
+    config = genzoo.apply_overrides(genzoo.default_config("rbm"), ["hidden_units=6", "gibbs_steps=50"])
+    model = build_model(config, DataSpec(1, 2, 4, 0)).double()  # 8 visible units
+    model.layer.load_state_dict(small_rbm(visible=8, hidden=6, seed=seed).state_dict())
+    with torch.no_grad():
+        model.pixel_sum.fill_(40.0)
+        model.pixel_count.fill_(100.0)
+    return model
+
+
+@torch.no_grad()
+def test_rbm_hidden_marginal_sums_to_its_partition_function():
+    layer = small_rbm(visible=8, hidden=6)
+    assert float(torch.logsumexp(layer.hidden_log_p_star(all_binary(6)), 0)) == pytest.approx(
+        exact_log_partition(layer), abs=1e-9)
+
+
+@torch.no_grad()
+def test_rbm_likelihood_is_ais_with_the_estimates_over_h_beside_it():
+    """The RBM's NLL keeps AIS's log Z; the posterior mixture's, the chains' reverse and the bridge
+    estimates are reported beside it, each on the exact log Z of an enumerable RBM."""
+    model = tiny_rbm()
+    log_z = exact_log_partition(model.layer)
+    visible = all_binary(8)[::17]
+    report = model.estimate_log_likelihood(visible, num_chains=200, num_steps=2000, runs=2,
+                                           generator=torch.Generator().manual_seed(0))
+    log_p_star = -float(model.layer.free_energy(visible).mean())
+    assert report["log_z_estimator"] == "AIS" and abs(report["log_z"] - log_z) < 0.1
+    assert report["nll"] == pytest.approx(report["log_z"] - log_p_star)
+    for name in ("mixture", "reverse", "bridge"):
+        assert abs(report[f"log_z_{name}"] - log_z) < 0.1, name
+        assert report[f"nll_{name}"] == pytest.approx(report[f"log_z_{name}"] - log_p_star)
 
 
 def dbm_on_fake_batches(*, pretrain_updates: int, count: int):

@@ -238,11 +238,13 @@ def evaluate_run(run: Run, options: EvaluationOptions = EvaluationOptions(), *, 
         generator = torch.Generator(device=_device(run)).manual_seed(options.seed)
         if isinstance(model, PartitionFunctionModel):
             print(f"genzoo: estimating log Z by AIS ({options.ais_runs} runs of {options.ais_chains} chains, "
-                  f"{options.ais_steps} steps)", file=sys.stderr)
+                  f"{options.ais_steps} steps) and from a posterior mixture and the model's Gibbs chains",
+                  file=sys.stderr)
             estimate = model.estimate_log_likelihood(inputs, num_chains=options.ais_chains, num_steps=options.ais_steps,
                                                      generator=generator, runs=options.ais_runs, progress=progress)
-            described = ("ais_chains", "ais_steps", "ais_runs", "log_z_runs", "log_z_estimator", "mixture_samples")
-            method = {"method": "AIS", **{key: estimate.pop(key) for key in described if key in estimate}}
+            described = ("ais_chains", "ais_steps", "ais_runs", "log_z_runs", "mixture_samples", "reverse_chains")
+            method = {"method": estimate.pop("log_z_estimator"),
+                      **{key: estimate.pop(key) for key in described if key in estimate}}
         else:
             print(f"genzoo: estimating the likelihood of {len(inputs)} images with {options.importance_samples} "
                   "importance samples each (--importance-samples and --likelihood-images make it quicker)",

@@ -182,9 +182,11 @@ class PartitionFunctionModel(abc.ABC):
         runs: int = 1, progress: bool = False,
     ) -> dict:
         """Mean test log-likelihood terms for binary ``images`` (B, C, H, W), with log Z from
-        ``runs`` independent AIS runs of ``num_chains`` chains: ``nll`` (nats per image, all chains
-        pooled) with its ``nll_low`` / ``nll_high`` error bars, ``nll_run_mean`` / ``nll_run_std``
-        over the runs, ``log_z`` and the counts (see :func:`~genzoo.models.boltzmann.likelihood_report`)."""
+        ``runs`` independent runs of its estimator (``log_z_estimator``: AIS of ``num_chains``
+        chains, or the bridge of :func:`~genzoo.models.boltzmann.hidden_log_partition`): ``nll``
+        (nats per image, all runs pooled) with its ``nll_low`` / ``nll_high`` interval,
+        ``nll_run_mean`` / ``nll_run_std`` over the runs, ``log_z`` and the counts (see
+        :func:`~genzoo.models.boltzmann.likelihood_report`)."""
 
 
 class VisibleFilters(abc.ABC):

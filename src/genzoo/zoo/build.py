@@ -36,9 +36,9 @@ MAX_STEP_RECORDS = 300  # step records kept for the loss plot (every n-th; 300 k
 def headline(result: dict) -> dict:
     """The numbers `genzoo zoo` shows for a row, from its eval.json."""
     metrics, keys = result["metrics"], []
-    # A DBM's NLL comes with its estimates from the other side of log Z (the bridge, and the check
-    # from above), so that its listing shows the window the likelihood lies in, not one end of it.
-    keys += [k for k in ("nll", "nll_run_std", "nll_bridge", "nll_reverse") if k in metrics]
+    # A Boltzmann machine's NLL comes with its interval (AIS's error bars; for a DBM, its estimates of
+    # log Z from below and from above) and the spread over independent runs.
+    keys += [k for k in ("nll", "nll_low", "nll_high", "nll_run_std") if k in metrics]
     keys += [k for k in ("fd", "classes_covered", "classifier_score", "conditional_accuracy", "reconstruction_bce",
                          "denoising_gain", "inpainting_gain") if k in metrics]
     return {key: metrics[key] for key in keys}
