@@ -4,6 +4,7 @@ each: 10 to 20 seconds each on 2 CPU cores."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -107,6 +108,10 @@ def test_benchmark_reuses_extends_and_reevaluates_rows(mnist_dir, tmp_path, monk
     assert first["trained_epochs"] == 1
     [(_, again, _)] = protocol(1)
     assert (again["seconds"], again["metrics"]) == (first["seconds"], first["metrics"])  # reused, not re-evaluated
+    path = tmp_path / "ae" / "eval.json"
+    path.write_text(json.dumps({key: value for key, value in again.items() if key != "evaluation_version"}))
+    [(_, anew, _)] = protocol(1)  # an earlier version's evaluation is made again, not reused
+    assert anew["evaluation_version"] == benchmark.EVALUATION_VERSION
     [(_, longer, _)] = protocol(2)  # a longer budget continues the run and evaluates it anew
     assert longer["trained_epochs"] == 2 and (tmp_path / "ae" / "samples" / "epoch_0002.png").exists()
     assert longer["metrics"]["test_loss"] != first["metrics"]["test_loss"]

@@ -243,6 +243,6 @@ def test_likelihood_speed_names_every_protocol_it_extrapolates():
 
     results = likelihood_speed(images=1, importance_samples=2, ais_steps=2)
     whats = [r["what"] for r in results]
-    assert len(whats) == 6 and any("`draw` row (T = " in w for w in whats), whats
-    assert "posterior-mixture draws" in whats[-1]
+    assert len(whats) == 7 and any("`draw` row (T = " in w for w in whats), whats
+    assert "`rbm` row" in whats[-2] and "`dbm` row" in whats[-1] and "posterior-mixture draws" in whats[-1]
     assert all(r["minutes"] > 0 for r in results)

@@ -133,7 +133,7 @@ MODELS: dict[str, ModelEntry] = {
             "dbm",
             dbm.DBM,
             dbm.DBMConfig(),
-            "deep Boltzmann machine, 2 hidden layers: pretraining, mean-field + persistent chains, AIS",
+            "deep Boltzmann machine, 2 hidden layers: pretraining, mean-field + persistent chains, bridged log Z",
             "Salakhutdinov & Hinton 2009, AISTATS",
             batch_size=100,
         ),

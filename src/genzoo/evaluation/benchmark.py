@@ -27,7 +27,7 @@ from ..errors import GenzooError, Stopped
 from ..fileio import atomic_write_text, ensure_directory
 from ..runs import CONFIG, default_config, load_run, read_config, read_metrics, train
 from ..trainer import CHECKPOINT, WEIGHTS
-from .suite import EvaluationOptions, evaluate_run, write_result
+from .suite import EVALUATION_VERSION, EvaluationOptions, evaluate_run, write_result
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # 150 epochs (10 of pretraining per layer, then 130 joint): held-out reconstruction 45.9, FD
         # 13.3, classifier score 7.58, NLL 89.90 (log Z 546.5 by AIS). 400 epochs: reconstruction
         # 44.2, FD 4.16, score 8.77, but AIS gave log Z 448.8 (an impossible NLL of 57.0) where the
-        # posterior-mixture estimate gives 473.6 and the bridge 477.0 (NLL 85.16, five runs sd 0.44;
-        # on the rbm row the same bridge is 0.05 nats from AIS): AIS's chains never reached the data's modes.
+        # posterior-mixture estimate gives 473.6 and the bridge 476.8 (NLL 85.00, five runs sd 0.36;
+        # on the rbm row the same bridge is 0.27 nats above AIS): AIS's chains never reached the data's modes.
         Row("dbm", "dbm", 400, ("pretrain_updates=30000", *DECAY), evaluation=RBM_EVAL,
             note="2-layer DBM (500-1000): 50 epochs of pretraining per layer, then 300 of joint training"),
         Row("vae", "vae", 300, (*BINARIZED_MLP_VAE, "kl_warmup_steps=30000", *DECAY), evaluation=LIKELIHOOD_EVAL,
@@ -285,14 +285,15 @@ def _stop_if_stopped(row: Row, trainer) -> None:
 
 
 def _evaluate_row(row: Row, run_dir: Path, trained_epochs: int) -> dict:
-    """The row's evaluation, reused from ``eval.json`` when it was made with the same options of
-    the same number of trained epochs."""
+    """The row's evaluation, reused from ``eval.json`` when it was made with the same options and
+    version of the evaluation, of the same number of trained epochs."""
     path = run_dir / "eval.json"
     options = json.loads(json.dumps(dataclasses.asdict(row.evaluation)))  # tuples -> lists, as in the file
     if path.exists():
         cached = json.loads(path.read_text())
         if (cached.get("options") == options and cached.get("trained_epochs") == trained_epochs
-                and cached.get("weights_dtype", "float32") == row.zoo_dtype):
+                and cached.get("weights_dtype", "float32") == row.zoo_dtype
+                and cached.get("evaluation_version", 1) == EVALUATION_VERSION):
             return cached
     run = load_run(run_dir)
     round_weights(run.model, getattr(torch, row.zoo_dtype))

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -249,14 +249,18 @@ def likelihood_speed(*, images: int = 8, importance_samples: int = 500, ais_step
         per_step = (time.perf_counter() - started) / ais_steps
         results.append({"what": f"AIS log Z, `{name}` row, 100 chains x 14,500 steps, one run",
                         "rate": f"{1 / per_step:,.0f} steps/s", "minutes": 14_500 * per_step / 60})
-    results.append(dbm_partition_checks_speed(boltzmann["dbm"], samples=importance_samples, generator=generator))
+    results += [partition_checks_speed("rbm", boltzmann["rbm"], boltzmann["rbm"].layer.hidden_log_p_star,
+                                       samples=importance_samples, generator=generator),
+                partition_checks_speed("dbm", boltzmann["dbm"], boltzmann["dbm"].log_p_star_h1,
+                                       samples=importance_samples, generator=generator)]
     return results
 
 
-def dbm_partition_checks_speed(model, *, samples: int, generator: torch.Generator) -> dict:
-    """The DBM's log Z from both sides on the full protocol (5 runs, each of MIXTURE_SAMPLES draws of
-    the posterior mixture of 10,000 test images and REVERSE_CHAINS Gibbs chains of ``gibbs_steps``
-    sweeps), from slices, timed on random images of MNIST's density."""
+def partition_checks_speed(name: str, model, log_p_star, *, samples: int, generator: torch.Generator) -> dict:
+    """A Boltzmann machine's log Z over one hidden layer from both sides on the full protocol (5 runs,
+    each of MIXTURE_SAMPLES draws of the posterior mixture of 10,000 test images and REVERSE_CHAINS
+    Gibbs chains of ``gibbs_steps`` sweeps), from slices, timed on random images of MNIST's density;
+    ``log_p_star`` is the model's p*(h) of that layer."""
     from ..models.boltzmann import MIXTURE_SAMPLES, REVERSE_CHAINS
 
     components = (torch.rand(10_000, model.spec.num_pixels, generator=generator) < 0.13).float()
@@ -264,20 +268,21 @@ def dbm_partition_checks_speed(model, *, samples: int, generator: torch.Generato
     mu, log_q = model.posterior_mixture(components)  # paid once per estimate, not per sample
     mean_field = time.perf_counter() - started
     started = time.perf_counter()
-    middle = bernoulli(mu[torch.randint(len(mu), (samples,), generator=generator)], generator)
-    model.log_p_star_h1(middle) - log_q(middle)
+    hidden = bernoulli(mu[torch.randint(len(mu), (samples,), generator=generator)], generator)
+    log_p_star(hidden) - log_q(hidden)
     per_sample = (time.perf_counter() - started) / samples
-    chain_v = model.base_rate_sample(REVERSE_CHAINS, generator)
-    chain_top = torch.zeros(REVERSE_CHAINS, model.top.weight.shape[1])
-    chain_v, chain_top, _ = model.gibbs_sweep(chain_v, chain_top, generator)  # warm-up
-    started = time.perf_counter()
-    for _ in range(2):
-        chain_v, chain_top, _ = model.gibbs_sweep(chain_v, chain_top, generator)
-    per_sweep = (time.perf_counter() - started) / 2
-    seconds = mean_field + 5 * (MIXTURE_SAMPLES * per_sample + model.config.gibbs_steps * per_sweep)
-    return {"what": f"DBM log Z from both sides: 5 runs of {MIXTURE_SAMPLES:,} posterior-mixture draws and "
-                    f"{REVERSE_CHAINS:,} chains x {model.config.gibbs_steps:,} sweeps, `dbm` row",
-            "rate": f"{1 / per_sample:,.0f} samples/s", "minutes": seconds / 60}
+    sweeps, seconds = model.config.gibbs_steps, {}
+    for steps in (1, 3):  # the chains' cost per sweep, start and final draw of h left out
+        model.config = replace(model.config, gibbs_steps=steps)
+        started = time.perf_counter()
+        model.chain_hidden(REVERSE_CHAINS, generator)
+        seconds[steps] = time.perf_counter() - started
+    model.config = replace(model.config, gibbs_steps=sweeps)
+    per_sweep = max(seconds[3] - seconds[1], 0.0) / 2
+    total = mean_field + 5 * (MIXTURE_SAMPLES * per_sample + seconds[1] + (sweeps - 1) * per_sweep)
+    return {"what": f"log Z from both sides, `{name}` row: 5 runs of {MIXTURE_SAMPLES:,} posterior-mixture draws and "
+                    f"{REVERSE_CHAINS:,} chains x {sweeps:,} sweeps",
+            "rate": f"{1 / per_sample:,.0f} samples/s", "minutes": total / 60}
 
 
 def markdown(results: list[dict], likelihood: list[dict], *, threads: int) -> str:

@@ -116,6 +116,11 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
                                  generator=generator, runs=runs, progress=progress)
 
     @torch.no_grad()
+    def posterior_mixture(self, visible: torch.Tensor):
+        """The mixture of the posteriors p(h | v) of ``visible`` (:func:`factorial_mixture`)."""
+        return factorial_mixture(self.layer.hidden_probabilities(visible))
+
+    @torch.no_grad()
     def chain_hidden(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
         """h ~ p(h | v) of ``num`` Gibbs chains after ``gibbs_steps`` sweeps from random binary
         images (as :meth:`sample`): draws from p(h) if the chains have mixed."""
@@ -134,10 +139,10 @@ class RBM(GenerativeModel, Sampler, PartitionFunctionModel, VisibleFilters, Base
         partition = self.ais_log_partition(num_chains=num_chains, num_steps=num_steps, generator=generator, runs=runs,
                                            progress=progress)
         log_p_star = -float(self.layer.free_energy(visible).double().mean())
-        estimates = hidden_log_partition(self.layer.hidden_log_p_star, factorial_mixture(self.layer.hidden_probabilities(visible)),
-                                         self.chain_hidden, samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS,
-                                         generator=generator, runs=runs)
+        estimates = hidden_log_partition(self.layer.hidden_log_p_star, self.posterior_mixture(visible), self.chain_hidden,
+                                         samples=MIXTURE_SAMPLES, chains=REVERSE_CHAINS, generator=generator, runs=runs)
         report = likelihood_report(log_p_star, partition, num_chains=num_chains, num_steps=num_steps, runs=runs,
                                    num_images=len(images))
         return {**report, **partition_checks(estimates, log_p_star), "nll_bridge_run_std": estimates["bridge_run_std"],
-                "log_z_estimator": "AIS", "mixture_samples": MIXTURE_SAMPLES, "reverse_chains": REVERSE_CHAINS}
+                "log_z_estimator": "AIS", "log_z_bridge_runs": estimates["bridge_runs"], "mixture_samples": MIXTURE_SAMPLES,
+                "reverse_chains": REVERSE_CHAINS}
