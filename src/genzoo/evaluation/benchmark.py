@@ -205,7 +205,10 @@ PROTOCOLS: dict[str, tuple[Row, ...]] = {
         # This row (2026-12-05, 91.6 min): the same with the rates cosine-annealed to 10 % over the
         # 16 epochs, as the 14x14 GAN alone had reached 8.92: per-epoch 8.27, 8.42, 8.67 at epochs
         # 4, 5, 11, then 8.77, 8.78, 8.80, 8.83, 8.85 over 12-16, still rising; FD 2.60 (the row
-        # before: 4.52), score 8.94 (8.60), recall 0.80 (0.80).
+        # before: 4.52), score 8.94 (8.60), recall 0.80 (0.80). The same over 24 epochs (2026-12-07,
+        # 119.5 min, not shipped): per-epoch 8.75 at epoch 13, then down to 8.47 at 24 with D(x) at
+        # 0.69; FD 5.42, score 8.47. A longer cosine keeps the rate high past epoch 11, where the
+        # constant-rate run also fell.
         Row("lapgan", "lapgan", 16, ("levels=2", "coarse_architecture=radford", "coarse_channels=128", "extra_convs=2",
                                      "learning_rate=0.001", "r1_weight=1", "r1_levels=coarsest",
                                      "generator_average=0.999", "coarse_full_size_convs=1",
