@@ -61,18 +61,18 @@ def train_alone(config: LAPGANConfig, optimizers: dict[str, torch.optim.Optimize
     fake, the fake still carrying the generator's graph) through the adversarial iteration, the
     running ``average`` of the ``trained`` generator updated after every step; yields (epoch,
     seconds so far, the last step's metrics) after the scored epochs. Seed 0 for the order and the
-    noise; optionally both rates cosine-annealed to ``anneal`` times ``config.learning_rate``."""
+    noise; optionally both rates cosine-annealed to ``anneal`` times their starting values."""
     rng = torch.Generator().manual_seed(0)
     steps = epochs * (size // 128)
+    groups = [(group, group["lr"]) for optimizer in optimizers.values() for group in optimizer.param_groups]
     start, step = time.time(), 0
     for epoch in range(1, epochs + 1):
         order = torch.randperm(size, generator=rng)
         for i in range(0, size - 127, 128):
             if anneal is not None:
                 fraction = anneal + (1 - anneal) * 0.5 * (1 + math.cos(math.pi * step / steps))
-                for optimizer in optimizers.values():
-                    for param_group in optimizer.param_groups:
-                        param_group["lr"] = config.learning_rate * fraction
+                for group, rate in groups:
+                    group["lr"] = rate * fraction
             step += 1
             real, fake = batch(order[i:i + 128], rng)
             metrics = adversarial_iteration(config, discriminate, optimizers, real=real, fake=fake, joint_batch=joint_batch)
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--full-size-convs", type=int, default=0,
                         help="coarse_full_size_convs of the radford networks (3x3 convolutions at the level's own size)")
     parser.add_argument("--rate", type=float, default=2e-4, help="Adam's rate for both players")
+    parser.add_argument("--generator-rate-ratio", type=float, default=1.0,
+                        help="the generator's rate as a multiple of --rate (2 with --rate 5e-4: D at 5e-4, G at 1e-3)")
     parser.add_argument("--r1", type=float, default=0.0, help="gamma of the R1 penalty (0 = off)")
     parser.add_argument("--minibatch-std", type=int, default=0, help="group of a minibatch-std feature in D (0 = off)")
     parser.add_argument("--dims", type=dims, default=(512, 512), help="hidden layers of D (and of G unless --generator-dims)")
@@ -130,7 +132,7 @@ def main() -> None:
         head = nn.Sequential(MinibatchStd(group), nn.Linear(args.dims[-1] + 1, 1)) if group else nn.Linear(args.dims[-1], 1)
         discriminator = nn.Sequential(mlp((pixels, *args.dims), activation=leaky_relu, dropout=args.dropout), head)
     average = ParameterAverage(generator, 0.999)
-    config = LAPGANConfig(learning_rate=args.rate, r1_weight=args.r1)
+    config = LAPGANConfig(learning_rate=args.rate, generator_rate_ratio=args.generator_rate_ratio, r1_weight=args.r1)
     optimizers = adam_pair(config, generator.parameters(), discriminator.parameters())
 
     def discriminate(images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
