@@ -12,7 +12,6 @@ its target is small: a gap inside the seeds' spread is not a recipe's to close."
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -28,30 +27,28 @@ COLUMNS = {"fd": "FD", "kid_x1000": "KID x 1000", "precision": "precision", "rec
            "classifier_score": "score", "classes_covered": "classes", "nll": "NLL"}
 
 
-def seed_row(label: str, seed: int):
-    """The benchmark row ``label`` with ``train.seed=seed``, in a run directory of its own."""
-    row = row_named(label)
-    return dataclasses.replace(row, label=f"{row.label}-seed{seed}", overrides=(*row.overrides, f"train.seed={seed}"))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("row", help="a row of `genzoo benchmark mnist`, e.g. lapgan")
-    parser.add_argument("--seeds", default="1,2", help="comma-separated training seeds (the zoo's model has the row's)")
+    parser.add_argument("--seeds", help="comma-separated training seeds (default: the first two the row does not"
+                        " set; the zoo's model has the row's)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/seeds"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-        rows = [seed_row(args.row, s) for s in seeds]
-    except (ValueError, GenzooError) as error:
+        row = row_named(args.row)
+        row_seed = row.config("").train.seed
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [s for s in range(3) if s != row_seed][:2]
+        rows = [row.with_seed(s) for s in seeds]
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers, not {args.seeds!r}")
+    except GenzooError as error:
         parser.error(str(error))
     data_dir = mnist_root()
     results = []
     shipped = zoo_root() / "models" / args.row / "eval.json"
-    shipped_seed = row_named(args.row).config(data_dir).train.seed
-    if shipped.exists() and shipped_seed not in seeds:  # the zoo's model, unless it is retrained here
-        results.append((f"{shipped_seed} (zoo)", json.loads(shipped.read_text())["metrics"], None))
+    if shipped.exists() and row_seed not in seeds:  # the zoo's model, unless it is retrained here
+        results.append((f"{row_seed} (zoo)", json.loads(shipped.read_text())["metrics"], None))
     for seed, row in zip(seeds, rows, strict=True):
         try:
             _, result, seconds = run_row(row, args.runs_dir, data_dir=data_dir, progress=not args.no_progress)

@@ -196,3 +196,19 @@ def test_a_row_that_starts_from_an_untrained_row_says_which_to_run_first(tmp_pat
 
     with pytest.raises(GenzooError, match="row iwae starts from row vae.*--rows vae` first"):
         _train_row(Row("iwae", "vae", 1, start_from="vae"), tmp_path / "iwae", "", progress=False)
+
+
+def test_a_row_retrained_with_another_seed_differs_from_it_in_the_seed_and_directory_alone():
+    """benchmarks/seed_spread.py's rows: `lapgan` sets train.seed=1; with_seed(2) must win over it
+    and change nothing else, or the spread it measures is not the seed's."""
+    import dataclasses
+
+    from genzoo.evaluation.benchmark import row_named
+
+    row = row_named("lapgan")
+    seeded = row.with_seed(2)
+    assert row.config("").train.seed == 1 and seeded.config("").train.seed == 2
+    assert seeded.label == "lapgan-seed2" and (seeded.model, seeded.epochs, seeded.evaluation) == (
+        row.model, row.epochs, row.evaluation)
+    config = seeded.config("")
+    assert dataclasses.replace(config, train=dataclasses.replace(config.train, seed=1)) == row.config("")

@@ -50,6 +50,11 @@ class Row:
         start = (f"train.init_from={runs_dir / self.start_from}",) if self.start_from else ()
         return apply_overrides(config, [*self.overrides, *start, f"train.epochs={self.epochs}", "train.device=cpu"])
 
+    def with_seed(self, seed: int) -> Row:
+        """The same row trained with ``train.seed=seed`` (over any seed the row sets), in a run
+        directory of its own: how far the seed alone moves a row (benchmarks/seed_spread.py)."""
+        return dataclasses.replace(self, label=f"{self.label}-seed{seed}", overrides=(*self.overrides, f"train.seed={seed}"))
+
 
 # Likelihood rows use Burda et al.'s estimator on the whole test split: dynamically binarised MNIST,
 # the NLL estimated with K = 5000 importance samples, the IWAE bound with k = 50.
