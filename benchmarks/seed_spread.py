@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     shipped = zoo_root() / "models" / args.row / "eval.json"
     if shipped.exists() and row_seed not in seeds:  # the zoo's model, unless it is retrained here
         results.append((f"{row_seed} (zoo)", json.loads(shipped.read_text())["metrics"], None))
-    for seed, row in zip(seeds, rows, strict=True):
+    for seed, seeded in zip(seeds, rows, strict=True):
         try:
-            _, result, seconds = run_row(row, args.runs_dir, data_dir=data_dir, progress=not args.no_progress)
+            _, result, seconds = run_row(seeded, args.runs_dir, data_dir=data_dir, progress=not args.no_progress)
         except GenzooError as error:
             sys.exit(f"seed_spread: {error}")
         results.append((str(seed), result["metrics"], seconds))
