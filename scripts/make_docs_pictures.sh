@@ -38,5 +38,5 @@ plot rbm samples rbm-samples.png --num 50
 plot dbn samples dbn-samples.png --num 50
 plot dbm samples dbm-samples.png --num 50
 plot dbm filters dbm-filters.png --num 50
-plot draw canvas draw-canvas.png --num 4
-plot draw samples draw-samples.png --num 50
+plot draw-annealed canvas draw-canvas.png --num 4
+plot draw-annealed samples draw-samples.png --num 50
